@@ -1,0 +1,1 @@
+"""netembed: network embeddings learned from input-gradients (see DESIGN.md)."""

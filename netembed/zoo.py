@@ -1,0 +1,192 @@
+"""The zoo: K functions x M seeds of small MLPs, trained as ONE vectorised computation.
+
+Every model's weights are stacked along a leading `models` axis, so a step of all models
+is a handful of batched matmuls. The summed loss gives each model exactly its own
+gradient (models share no parameters), and Adam is elementwise, so the stacked training
+is the same computation as a loop of per-model `nn.Module`s with their own optimisers.
+
+Model i trains function `task_ids[i]`; models are ordered function-major
+(i = k * M + m) and the first `n_train_seeds` replicates of each function form the
+training split.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import ZooConfig
+from .family import Family, dense_grid
+
+FIT_GRID = 1025  # dense held-out grid for each model's fit error
+ProgressFn = Callable[[int, np.ndarray], "bool | None"]  # (step, per-model losses) -> False to stop
+
+
+@dataclass
+class Zoo:
+    config: ZooConfig
+    layers: list[tuple[torch.Tensor, torch.Tensor]]  # [(w (n, fan_in, fan_out), b (n, 1, fan_out))]
+    task_ids: np.ndarray  # (n,) which family member each model fits
+    replicates: np.ndarray  # (n,) seed index m of the model within its function
+    seeds: np.ndarray  # (n,) init seed of each model
+    loss_curves: np.ndarray  # (n, n_logged) training MSE, averaged over each logging window
+    log_steps: np.ndarray  # (n_logged,) the step each loss_curves column ends at
+    fit_mse: np.ndarray  # (n,) MSE against the target on a dense held-out grid
+    failed: np.ndarray  # (n,) bool: diverged (NaN/Inf) or fit_mse > config.fail_mse
+    seconds: float = 0.0  # wall time of training
+    steps_done: int = 0  # < config.steps when training was stopped early
+
+    @property
+    def n_models(self) -> int:
+        return len(self.task_ids)
+
+    @property
+    def is_train(self) -> np.ndarray:
+        """(n,) bool: the training split, by seed."""
+        return self.replicates < self.config.n_train_seeds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs of every model: x (batch,) shared, or (n, batch) per model -> (n, batch)."""
+        return mlp_forward(self.layers, x, self.config.activation)
+
+    def __call__(self, x) -> np.ndarray:
+        """Numpy convenience: x (batch,) -> outputs (n, batch), float64."""
+        w = self.layers[0][0]
+        with torch.no_grad():
+            y = self.forward(torch.as_tensor(np.asarray(x), dtype=w.dtype, device=w.device))
+        return y.double().cpu().numpy()
+
+    def to(self, device) -> "Zoo":
+        layers = [(w.to(device), b.to(device)) for w, b in self.layers]
+        return Zoo(**{**self.__dict__, "layers": layers})
+
+
+def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return {
+        "relu": torch.relu,
+        "leaky_relu": torch.nn.functional.leaky_relu,  # negative slope 0.01, torch's default
+        "tanh": torch.tanh,
+        "gelu": torch.nn.functional.gelu,
+    }[name]
+
+
+def mlp_forward(layers, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """Stacked MLPs: x (batch,) or (n, batch) -> (n, batch)."""
+    act = activation_fn(activation)
+    w0, b0 = layers[0]
+    x = x.reshape(-1, x.shape[-1], 1) if x.dim() == 2 else x[None, :, None]
+    h = x * w0 + b0  # (n, batch, width): fan_in is 1, so the first matmul is a broadcast
+    for w, b in layers[1:]:
+        h = torch.baddbmm(b, act(h), w)  # (n, batch, fan_out)
+    return h.squeeze(-1)
+
+
+def model_seed(zoo_seed: int, task: int, replicate: int) -> int:
+    """Each model's own init seed, independent of K and M so a model keeps its init in any zoo."""
+    return int(np.random.SeedSequence([zoo_seed, task, replicate]).generate_state(1)[0])
+
+
+def init_layers(config: ZooConfig, seeds: np.ndarray, device="cpu") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn per model from its own seed."""
+    sizes = [1] + [config.width] * config.depth + [1]
+    n = len(seeds)
+    layers = [(torch.empty(n, i, o), torch.empty(n, 1, o)) for i, o in zip(sizes[:-1], sizes[1:])]
+    for m, seed in enumerate(seeds):
+        g = torch.Generator().manual_seed(int(seed))
+        for w, b in layers:
+            fan_in, fan_out = w.shape[1:]
+            bound = 1.0 / math.sqrt(fan_in)
+            # nn.Linear stores (out, in) and draws weight before bias; keep that order.
+            w[m] = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1).mul_(bound).T
+            b[m, 0] = (torch.rand(fan_out, generator=g) * 2 - 1).mul_(bound)
+    return [(w.to(device), b.to(device)) for w, b in layers]
+
+
+def polynomial_targets(coefficients: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Horner's rule: coefficients (K, D+1), x (batch,) -> (K, batch)."""
+    y = coefficients[:, -1:].expand(-1, x.shape[0])
+    for d in range(coefficients.shape[1] - 2, -1, -1):
+        y = y * x + coefficients[:, d : d + 1]
+    return y
+
+
+def lr_at(step: int, config: ZooConfig) -> float:
+    """Cosine decay from lr to lr / 100 over the run."""
+    frac = step / max(1, config.steps)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def input_generator(config: ZooConfig) -> torch.Generator:
+    return torch.Generator().manual_seed(config.seed + 7919)  # separate stream from the inits
+
+
+def train_zoo(
+    family: Family,
+    config: ZooConfig,
+    progress: ProgressFn | None = None,
+    device: str = "cpu",
+    log_every: int | None = None,
+) -> Zoo:
+    """Train every model of the zoo at once; `progress(step, losses)` may return False to stop early."""
+    k, m = family.n_functions, config.models_per_function
+    task_ids = np.repeat(np.arange(k), m)
+    replicates = np.tile(np.arange(m), k)
+    seeds = np.array([model_seed(config.seed, t, r) for t, r in zip(task_ids, replicates)], dtype=np.int64)
+    layers = init_layers(config, seeds, device)
+    params = [p.requires_grad_() for layer in layers for p in layer]
+    opt = torch.optim.Adam(params, lr=config.lr)
+    coeffs = torch.as_tensor(family.coefficients, dtype=torch.float32, device=device)
+    task_index = torch.as_tensor(task_ids, device=device)
+    gen = input_generator(config)
+    log_every = log_every or max(1, config.steps // 500)
+    curves, log_steps, window = [], [], torch.zeros(len(seeds), device=device)
+    start = time.perf_counter()
+    step = 0
+    for step in range(1, config.steps + 1):
+        x = (torch.rand(config.batch_size, generator=gen) * 2 - 1).to(device)  # (batch,) shared by all models
+        y = polynomial_targets(coeffs, x)[task_index]  # (n, batch)
+        losses = ((mlp_forward(layers, x, config.activation) - y) ** 2).mean(1)  # (n,)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1, config)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()  # each model receives exactly its own gradient
+        opt.step()
+        window += losses.detach()
+        if step % log_every == 0 or step == config.steps:
+            span = (step - 1) % log_every + 1
+            curves.append((window / span).cpu().numpy())
+            log_steps.append(step)
+            window.zero_()
+            if progress is not None and progress(step, curves[-1]) is False:
+                break
+    seconds = time.perf_counter() - start
+    layers = [(w.detach(), b.detach()) for w, b in layers]
+    zoo = Zoo(
+        config=config,
+        layers=layers,
+        task_ids=task_ids,
+        replicates=replicates,
+        seeds=seeds,
+        loss_curves=np.stack(curves, 1) if curves else np.zeros((len(seeds), 0), np.float32),
+        log_steps=np.asarray(log_steps, dtype=np.int64),
+        fit_mse=np.zeros(len(seeds)),
+        failed=np.zeros(len(seeds), dtype=bool),
+        seconds=seconds,
+        steps_done=step if config.steps else 0,
+    )
+    zoo.fit_mse, zoo.failed = fit_errors(zoo, family)
+    return zoo
+
+
+def fit_errors(zoo: Zoo, family: Family) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's MSE against its target on the dense grid, and the failed flag."""
+    grid = dense_grid(FIT_GRID)
+    target = family.values(grid)[zoo.task_ids]  # (n, grid)
+    mse = ((zoo(grid) - target) ** 2).mean(1)
+    failed = ~np.isfinite(mse) | (mse > zoo.config.fail_mse)
+    return mse, failed

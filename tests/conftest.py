@@ -1,0 +1,23 @@
+"""Shared tiny fixtures: small configs so the whole suite stays fast."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")
+torch.set_num_threads(1)  # tests run beside other processes; 1 thread is the predictable choice
+
+from netembed.config import FamilyConfig, ZooConfig  # noqa: E402
+from netembed.family import make_family  # noqa: E402
+from netembed.zoo import train_zoo  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_family():
+    return make_family(FamilyConfig(n_functions=3, seed=1))
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tiny_family):
+    return train_zoo(tiny_family, ZooConfig(models_per_function=4, width=16, steps=300, batch_size=128, seed=1))

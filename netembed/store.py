@@ -9,19 +9,20 @@ A run folder holds:
     embedder.safetensors  (optional) embedder weights and the models' embeddings
     report.json           (optional) probes, baselines and timings
 
-Writes are atomic: everything goes to a hidden temporary folder beside the target, which
-is renamed into place only when complete, so a crash mid-save leaves the previous run.
-Loads check every file against meta.json and the schema, naming the file at fault.
+Writes are atomic (atomic.py): everything goes to a hidden temporary folder beside the
+target, which is renamed into place only when complete, so a crash or kill at any moment
+of a save leaves the previous run, and a save never replaces a folder that is not a run.
+Loads check every file against meta.json and the schema, naming the file at fault; a
+file that is not JSON or safetensors is refused, never parsed, so nothing in it can run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import atomic
 from .config import ConfigError, FamilyConfig, ZooConfig, from_dict, to_dict
 from .family import Family
+from .limits import max_run_file_bytes
 from .zoo import Zoo
 
 FORMAT_VERSION = 1
@@ -76,12 +79,42 @@ def run_path(runs_dir: str | Path, name: str) -> Path:
 
 
 def list_runs(runs_dir: str | Path) -> list[str]:
-    """Names of the complete runs in `runs_dir`, newest first."""
+    """Names of the complete runs in `runs_dir`, newest first; never a half-written one.
+
+    A save killed between its two renames leaves only a hidden `.NAME.old-*`; listing puts
+    that previous run back first (unless a save of NAME is running right now).
+    """
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    runs = [p for p in root.iterdir() if p.is_dir() and RUN_NAME.match(p.name) and (p / "meta.json").is_file()]
+    for entry in root.iterdir():
+        name, sep, _ = entry.name[1:].partition(".old-")
+        if entry.name.startswith(".") and sep and RUN_NAME.match(name) and not (root / name).exists():
+            try:
+                atomic.try_restore(root / name, _looks_like_run)
+            except OSError:
+                pass  # e.g. a read-only runs folder: list what is there rather than fail the listing
+    runs = [p for p in root.iterdir() if RUN_NAME.match(p.name) and not p.is_symlink() and _looks_like_run(p)]
     return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def _looks_like_run(folder: Path) -> bool:
+    """A folder holding meta.json and nothing but run files: safe to replace, worth listing."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    names = {p.name for p in folder.iterdir()}
+    return "meta.json" in names and names <= ALLOWED_FILES
+
+
+@contextlib.contextmanager
+def _store_errors(name: str):
+    """Turn a busy lock or a file-system failure into a RunError naming the run."""
+    try:
+        yield
+    except atomic.FolderBusy as e:
+        raise RunError(str(e)) from None
+    except OSError as e:
+        raise RunError(f"{name}: {e.strerror or e} ({e.filename or name})") from None
 
 
 # ---------------------------------------------------------------- tensors <-> objects
@@ -101,22 +134,50 @@ def zoo_tensors(zoo: Zoo) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+ZOO_ARRAYS = {  # name -> (dtype, per model?) of zoo.safetensors' non-layer tensors
+    "task_ids": (torch.int64, True), "replicates": (torch.int64, True), "seeds": (torch.int64, True),
+    "fit_mse": (torch.float64, True), "failed": (torch.uint8, True),
+    "log_steps": (torch.int64, False), "loss_curves": (torch.float32, True),
+}  # fmt: skip
+
+
 def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
-    config = from_dict(ZooConfig, meta["config"])
+    """Rebuild a Zoo, checking every tensor's name, dtype, shape and range against zoo.json's config."""
+    config = from_dict(ZooConfig, meta.get("config"))
     n_layers = config.depth + 1
+    expected = set(ZOO_ARRAYS) | {f"layers.{i}.{p}" for i in range(n_layers) for p in "wb"}
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise RunError(f"zoo.safetensors: tensors do not match zoo.json's config (missing {missing}, unexpected {extra})")
+    n = tensors["task_ids"].shape[0] if tensors["task_ids"].dim() == 1 else -1
+    if n < 1:
+        raise RunError("zoo.safetensors: 'task_ids' must be a non-empty vector")
+    for name, (dtype, per_model) in ZOO_ARRAYS.items():
+        t = tensors[name]
+        if t.dtype != dtype or (per_model and t.shape[0] != n) or t.dim() != (2 if name == "loss_curves" else 1):
+            raise RunError(f"zoo.safetensors: '{name}' is {t.dtype} {tuple(t.shape)}, expected {dtype} with {n} rows")
+    if tensors["loss_curves"].shape[1] != tensors["log_steps"].shape[0]:
+        raise RunError("zoo.safetensors: 'loss_curves' columns do not match 'log_steps'")
+    if not ((tensors["replicates"] >= 0) & (tensors["replicates"] < config.models_per_function)).all():
+        raise RunError("zoo.safetensors: 'replicates' outside 0..models_per_function-1")
+    if (tensors["task_ids"] < 0).any() or tensors["failed"].max() > 1:
+        raise RunError("zoo.safetensors: negative 'task_ids' or a 'failed' flag other than 0/1")
     layers = [(tensors[f"layers.{i}.w"], tensors[f"layers.{i}.b"]) for i in range(n_layers)]
-    n = len(tensors["task_ids"])
     sizes = [1] + [config.width] * config.depth + [1]
     for i, ((w, b), fi, fo) in enumerate(zip(layers, sizes[:-1], sizes[1:])):
         if tuple(w.shape) != (n, fi, fo) or tuple(b.shape) != (n, 1, fo):
             raise RunError(f"zoo.safetensors: layer {i} has shapes {tuple(w.shape)}, {tuple(b.shape)}; "
                            f"zoo.json's config needs {(n, fi, fo)}, {(n, 1, fo)}")
+        if w.dtype not in (torch.float32, torch.float64) or b.dtype != w.dtype or w.dtype != layers[0][0].dtype:
+            raise RunError(f"zoo.safetensors: layer {i} has dtypes {w.dtype}, {b.dtype}; expected float32 or float64")
     arrays = {k: tensors[k].numpy() for k in ("task_ids", "replicates", "seeds", "log_steps", "loss_curves", "fit_mse")}
-    for k in ("replicates", "seeds", "fit_mse"):
-        if len(arrays[k]) != n:
-            raise RunError(f"zoo.safetensors: '{k}' has {len(arrays[k])} rows, expected {n}")
+    seconds, steps_done = meta.get("seconds"), meta.get("steps_done")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds):
+        raise RunError(f"zoo.json: 'seconds' must be a finite number, got {seconds!r}")
+    if isinstance(steps_done, bool) or not isinstance(steps_done, int) or not 0 <= steps_done <= config.steps:
+        raise RunError(f"zoo.json: 'steps_done' must be a whole number in 0..{config.steps}, got {steps_done!r}")
     return Zoo(config=config, layers=layers, failed=tensors["failed"].numpy().astype(bool),
-               seconds=float(meta["seconds"]), steps_done=int(meta["steps_done"]), **arrays)  # fmt: skip
+               seconds=float(seconds), steps_done=steps_done, **arrays)  # fmt: skip
 
 
 def family_meta(family: Family) -> dict:
@@ -125,13 +186,18 @@ def family_meta(family: Family) -> dict:
 
 
 def family_from_meta(meta: dict) -> Family:
-    config = from_dict(FamilyConfig, meta["config"])
-    coefficients = np.asarray(meta["coefficients"], dtype=np.float64)
-    degrees = np.asarray(meta["degrees"], dtype=np.int64)
+    config = from_dict(FamilyConfig, meta.get("config"))
+    try:
+        coefficients = np.asarray(meta["coefficients"], dtype=np.float64)
+        degrees = np.asarray(meta["degrees"], dtype=np.int64)
+    except (ValueError, TypeError, OverflowError):
+        raise RunError("family.json: 'coefficients' and 'degrees' must be arrays of numbers") from None
     if coefficients.shape != (config.n_functions, config.degree_max + 1) or degrees.shape != (config.n_functions,):
         raise RunError(f"family.json: coefficients {coefficients.shape} do not match its config")
     if not np.isfinite(coefficients).all():
         raise RunError("family.json: coefficients hold NaN or Inf")
+    if ((degrees < config.degree_min) | (degrees > config.degree_max)).any():
+        raise RunError(f"family.json: 'degrees' outside {config.degree_min}..{config.degree_max}")
     return Family(config=config, coefficients=coefficients, degrees=degrees)
 
 
@@ -139,14 +205,25 @@ def family_from_meta(meta: dict) -> Family:
 
 
 def _json_bytes(obj) -> bytes:
-    return json.dumps(obj, indent=1, allow_nan=False, default=_json_default).encode()
+    return json.dumps(_finite(obj), indent=1, allow_nan=False, default=_json_default).encode()
+
+
+def _finite(obj):
+    """NaN/Inf become null: strict JSON has no such numbers, and one NaN metric must not block a save."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    return obj
 
 
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
     raise TypeError(f"cannot store {type(o).__name__} in JSON")
 
 
@@ -173,27 +250,22 @@ def run_files(run: Run) -> dict[str, bytes]:
 
 
 def save_run(run: Run, folder: str | Path) -> Path:
-    """Write the run atomically: a complete temporary folder, then one rename into place."""
+    """Write the run atomically; a kill at any moment leaves the previous run at `folder`, whole.
+
+    Refuses to replace anything that is not a run folder (a file, a symlink, a folder with
+    other files), so a mistyped path never deletes someone's data.
+    """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    files = run_files(run)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.rename(folder, old / "run")  # the previous run stays whole until the new one is in
-            os.rename(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if folder.name in ("", ".", ".."):
+        raise RunError(f"{folder}: not a usable run folder name")
+    files = run_files(run)  # before touching the disk: a run that cannot be stored changes nothing
+    with _store_errors(folder.name):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.folder_lock(folder, exclusive=True):
+            atomic.restore_previous(folder, _looks_like_run)
+            if folder.is_symlink() or (folder.exists() and not _looks_like_run(folder)):
+                raise RunError(f"{folder}: exists and is not a run folder; refusing to replace it")
+            atomic.replace_folder(folder, files)
     return folder
 
 
@@ -203,18 +275,25 @@ def save_run(run: Run, folder: str | Path) -> Path:
 def _read_json(folder: Path, name: str, expected_sha: str | None) -> dict:
     data = _read_bytes(folder, name, expected_sha)
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"{name}: not valid JSON ({e})") from None
+        obj = json.loads(data, parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:
+        raise RunError(f"{name}: not valid JSON ({str(e)[:200]})") from None
     if not isinstance(obj, dict):
         raise RunError(f"{name}: expected a JSON object")
     return obj
 
 
+def _no_constant(word: str):
+    raise ValueError(f"{word} is not a JSON number")  # saves never write NaN/Infinity, so an edit did
+
+
 def _read_bytes(folder: Path, name: str, expected_sha: str | None) -> bytes:
     path = folder / name
-    if not path.is_file():
-        raise RunError(f"{name}: missing from {folder}")
+    if path.is_symlink() or not path.is_file():
+        raise RunError(f"{name}: missing from {folder} (or not a regular file)")
+    size, limit = path.stat().st_size, max_run_file_bytes()
+    if size > limit:
+        raise RunError(f"{name}: {size / 2**20:.1f} MiB is over the {limit / 2**20:.0f} MiB limit for a run file")
     data = path.read_bytes()
     if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
         raise RunError(f"{name}: checksum does not match meta.json (the file is truncated, corrupted or edited)")
@@ -225,15 +304,42 @@ def _read_tensors(folder: Path, name: str, expected_sha: str) -> dict[str, torch
     data = _read_bytes(folder, name, expected_sha)
     try:
         return st_load(data)  # safetensors parses a header and raw buffers: it cannot run code
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise RunError(f"{name}: not a valid safetensors file ({e})") from None
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
+        raise RunError(f"{name}: not a valid safetensors file ({str(e)[:200]})") from None
+
+
+@contextlib.contextmanager
+def _file_errors(name: str):
+    """Any schema slip while reading `name` becomes a RunError naming it."""
+    try:
+        yield
+    except RunError:
+        raise
+    except ConfigError as e:
+        raise RunError(f"{name}: its config is invalid: {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        raise RunError(f"{name}: does not match the run schema ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def load_run(folder: str | Path) -> Run:
-    """Load and validate a run folder; any problem raises RunError naming the file."""
+    """Load and validate a run folder; any problem raises RunError naming the file.
+
+    If a save of this run was killed between its two renames, the previous run is put back first.
+    """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise RunError(f"{folder}: no such run folder")
+    with _store_errors(folder.name):
+        with atomic.folder_lock(folder, exclusive=False):  # no save swaps it while we read
+            if folder.exists() or folder.is_symlink():
+                return _load(folder)
+        with atomic.folder_lock(folder, exclusive=True):
+            if atomic.restore_previous(folder, _looks_like_run):
+                return _load(folder)
+    raise RunError(f"{folder}: no such run folder")
+
+
+def _load(folder: Path) -> Run:
+    if folder.is_symlink() or not folder.is_dir():
+        raise RunError(f"{folder}: not a run folder")
     present = {p.name for p in folder.iterdir()}
     strangers = sorted(present - ALLOWED_FILES)
     if strangers:
@@ -243,30 +349,32 @@ def load_run(folder: str | Path) -> Run:
     if meta.get("format_version") != FORMAT_VERSION:
         raise RunError(f"meta.json: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
     checksums = meta.get("files")
-    if not isinstance(checksums, dict) or not set(checksums) <= ALLOWED_FILES:
+    if (not isinstance(checksums, dict) or not set(checksums) <= ALLOWED_FILES - {"meta.json"}
+            or not all(isinstance(v, str) for v in checksums.values())):  # fmt: skip
         raise RunError("meta.json: 'files' must map the run's file names to checksums")
     for name in ("family.json", "zoo.json", "zoo.safetensors"):
         if name not in checksums:
             raise RunError(f"meta.json: does not list {name}")
-    try:
+    unlisted = sorted(present - set(checksums) - {"meta.json"})
+    if unlisted:
+        raise RunError(f"meta.json: does not list {', '.join(unlisted)} (added by hand?)")
+    with _file_errors("family.json"):
         family = family_from_meta(_read_json(folder, "family.json", checksums["family.json"]))
+    with _file_errors("zoo.safetensors / zoo.json"):
         zoo = zoo_from_tensors(
             _read_tensors(folder, "zoo.safetensors", checksums["zoo.safetensors"]),
             _read_json(folder, "zoo.json", checksums["zoo.json"]),
         )
-        if zoo.task_ids.max(initial=0) >= family.n_functions:
-            raise RunError("zoo.safetensors: task_ids point past the family's functions")
-        embedder = None
-        if "embedder.json" in checksums:
+    if zoo.task_ids.max(initial=0) >= family.n_functions:
+        raise RunError("zoo.safetensors: task_ids point past the family's functions")
+    embedder = None
+    if "embedder.json" in checksums or "embedder.safetensors" in checksums:
+        with _file_errors("embedder.safetensors / embedder.json"):
             from .cloze import Embedder  # lazily: a zoo-only run never needs the embedder code
 
             embedder = Embedder.from_state(
                 _read_tensors(folder, "embedder.safetensors", checksums["embedder.safetensors"]),
                 _read_json(folder, "embedder.json", checksums["embedder.json"]),
             )
-        report = _read_json(folder, "report.json", checksums["report.json"]) if "report.json" in checksums else None
-    except ConfigError as e:
-        raise RunError(f"{folder.name}: a stored config is invalid: {e}") from None
-    except (KeyError, TypeError) as e:
-        raise RunError(f"{folder.name}: a stored file lacks or mistypes the entry {e}") from None
+    report = _read_json(folder, "report.json", checksums["report.json"]) if "report.json" in checksums else None
     return Run(family=family, zoo=zoo, embedder=embedder, report=report, meta=meta)

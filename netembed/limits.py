@@ -13,6 +13,7 @@ machine or a patient user can raise them:
     NETEMBED_MAX_HOURS        estimated hours one job or sweep may run (default 4)
     NETEMBED_GFLOPS           sustained GFLOP/s assumed for time estimates (default 10)
     NETEMBED_MAX_RUN_FILE_MB  largest single file a run folder or upload may hold (default 2048)
+    NETEMBED_MAX_UPLOAD_MB    largest uploaded run archive, packed (default 200)
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ def default_memory_bytes() -> int:
 
 def max_run_file_bytes() -> int:
     return Limits.from_env().max_run_file_bytes
+
+
+def max_upload_bytes() -> int:
+    return int(_env_float("NETEMBED_MAX_UPLOAD_MB", 200.0) * 2**20)
 
 
 # ---------------------------------------------------------------- estimates

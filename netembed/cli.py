@@ -142,6 +142,156 @@ def cmd_inspect(a) -> None:
                   f"kNN {p.get('knn_accuracy', float('nan')):.3f}, NMI {p.get('nmi', float('nan')):.3f}")  # fmt: skip
 
 
+# ---------------------------------------------------------------- run and sweep (the research pipeline)
+
+
+def add_cloze_flags(p: argparse.ArgumentParser) -> None:
+    from .config import MASK_UNITS, ClozeConfig
+
+    d = ClozeConfig()
+    g = p.add_argument_group("cloze embedder")
+    g.add_argument("--bottleneck", type=int, default=d.bottleneck, help="embedding dimension")
+    g.add_argument("--mask-ratio", type=float, default=d.mask_ratio, help="fraction of line-sections (or samples) hidden")
+    g.add_argument("--mask-unit", choices=MASK_UNITS, default=d.mask_unit, help="hide whole line-sections or single samples")
+    g.add_argument("--n-inputs", type=int, default=d.n_inputs, help="sampled inputs per example in training")
+    g.add_argument("--d-model", type=int, default=d.d_model, help="width of the set encoder and decoder")
+    g.add_argument("--layers", type=int, default=d.n_layers, help="attention blocks in the set encoder")
+    g.add_argument("--embed-steps", type=int, default=d.steps, help="embedder training steps")
+    g.add_argument("--embed-batch", type=int, default=d.models_per_batch, help="models per embedder batch")
+    g.add_argument("--embed-lr", type=float, default=d.lr, help="embedder AdamW learning rate")
+    g.add_argument("--embed-seed", type=int, default=None, help="seed of the embedder (default: --seed)")
+    g.add_argument("--from-zoo", default=None, help="reuse the family and zoo of this run folder instead of training")
+    g.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads; 1 is the safe choice on a shared 2-core machine (2 threads were "
+                        "measured 10x slower there when another process was busy)")  # fmt: skip
+
+
+def cloze_config(a):
+    from .config import ClozeConfig
+
+    return ClozeConfig(bottleneck=a.bottleneck, mask_ratio=a.mask_ratio, mask_unit=a.mask_unit, n_inputs=a.n_inputs,
+                       d_model=a.d_model, n_layers=a.layers, steps=a.embed_steps, models_per_batch=a.embed_batch,
+                       lr=a.embed_lr, seed=a.seed if a.embed_seed is None else a.embed_seed)  # fmt: skip
+
+
+class StageBars:
+    """One tqdm bar per pipeline stage, on stderr; quiet when stderr is not a terminal."""
+
+    def __init__(self):
+        self.stage, self.bar = None, None
+
+    def __call__(self, stage: str, fraction: float, info: dict) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=1000, desc=stage, file=sys.stderr, disable=None, leave=False,
+                            bar_format="{desc:>12}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}")  # fmt: skip
+        self.bar.n = int(1000 * fraction)
+        post = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in info.items() if k in ("loss", "r2")}
+        self.bar.set_postfix(post, refresh=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def set_threads(n: int) -> None:
+    import torch
+
+    if n < 1:
+        raise CliError(f"--threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+
+
+def reused_zoo(a):
+    """(family, zoo) from --from-zoo, or (None, None) to train them."""
+    if a.from_zoo is None:
+        return None, None
+    run = load_run(a.from_zoo)
+    return run.family, run.zoo
+
+
+def print_report(report: dict) -> None:
+    z, e = report["zoo"], report["embedder"]
+    print(f"zoo: {z['n_models']} models, fit MSE median {z['fit_mse_median']:.2e}, {z['n_failed']} failed")
+    print(f"embedder: cloze R2 on held-out seeds {e['cloze_r2'] if e['cloze_r2'] is None else round(e['cloze_r2'], 3)}"
+          f", {e['steps_done']} steps in {e['seconds']:.1f} s")  # fmt: skip
+    for note in e["notes"]:
+        print(f"  note: {note}")
+    print(f"{'description':>14}  {'linear':>6}  {'kNN':>6}  {'NMI':>6}  (held-out seeds; chance "
+          f"{report['probes']['cloze']['chance']:.3f})")  # fmt: skip
+    for name, p in report["probes"].items():
+        cells = [p[k] for k in ("linear_accuracy", "knn_accuracy", "nmi")]
+        print(f"{name:>14}  " + "  ".join("   n/a" if c is None else f"{c:6.3f}" for c in cells))
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report["seconds"].items()))
+
+
+def cmd_run(a) -> None:
+    import json
+
+    from .pipeline import run_pipeline
+
+    set_threads(a.threads)
+    family, zoo = reused_zoo(a)
+    bars = StageBars()
+    try:
+        run = run_pipeline(family_config(a), zoo_config(a), cloze_config(a), device=check_device(a.device),
+                           progress=bars, projections=("pca",) if a.no_umap else ("pca", "umap"),
+                           family=family, zoo=zoo)  # fmt: skip
+    finally:
+        bars.close()
+    out = save_run(run, a.out)
+    (Path(out) / "report.json").write_text(json.dumps(run.report, indent=1, allow_nan=False))
+    print_report(run.report)
+    print(f"saved to {out} (report: {Path(out) / 'report.json'})")
+
+
+def parse_list(text: str, kind, flag: str) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"{flag} must be a comma-separated list like 0.25,0.5, got {text!r}") from None
+    if not values:
+        raise CliError(f"{flag} is empty")
+    return values
+
+
+def cmd_sweep(a) -> None:
+    import json
+    from dataclasses import replace
+
+    from .pipeline import run_sweep
+    from .zoo import train_zoo
+
+    ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
+    bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")
+    base = cloze_config(a)
+    set_threads(a.threads)
+    for r in ratios:  # validate every pair before any training
+        for b in bottlenecks:
+            replace(base, mask_ratio=r, bottleneck=b)
+    family, zoo = reused_zoo(a)
+    if zoo is None:
+        family, zoo = train_zoo_run(a)
+    bars = StageBars()
+    try:
+        rows = run_sweep(zoo, family, ratios, bottlenecks, base, progress=bars)
+    finally:
+        bars.close()
+    cols = ("mask_ratio", "bottleneck", "linear_accuracy", "knn_accuracy", "nmi", "cloze_r2", "seconds")
+    print("  ".join(f"{c:>15}" for c in cols))
+    for row in rows:
+        print("  ".join(f"{'n/a':>15}" if row[c] is None else f"{row[c]:>15.4g}" for c in cols))
+    if a.out:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        (Path(a.out) / "sweep.json").write_text(json.dumps({"config": {"family": family.config.__dict__,
+            "zoo": zoo.config.__dict__, "cloze": base.__dict__}, "rows": rows}, indent=1, allow_nan=False))  # fmt: skip
+        print(f"saved to {Path(a.out) / 'sweep.json'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m netembed", formatter_class=fmt,
@@ -157,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="load a run folder, validate it and print what it holds", formatter_class=fmt)
     p.add_argument("run", help="run folder")
     p.set_defaults(fn=cmd_inspect)
+
+    p = sub.add_parser("run", help="the full pipeline: zoo, embedder, probes, baselines, projections", formatter_class=fmt)
+    add_family_flags(p)
+    add_zoo_flags(p)
+    add_cloze_flags(p)
+    p.add_argument("--no-umap", action="store_true", help="skip the UMAP projection (its first use compiles for ~30 s)")
+    p.add_argument("--out", required=True, help="run folder to write (with report.json)")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("sweep", help="one embedder per (mask ratio, bottleneck) on one zoo", formatter_class=fmt)
+    add_family_flags(p)
+    add_zoo_flags(p)
+    add_cloze_flags(p)
+    p.add_argument("--mask-ratios", default="0.25,0.5,0.75", help="comma-separated mask ratios")
+    p.add_argument("--bottlenecks", default="2,4,8", help="comma-separated bottleneck dimensions")
+    p.add_argument("--out", default=None, help="folder to write sweep.json into")
+    p.set_defaults(fn=cmd_sweep)
 
     return parser
 

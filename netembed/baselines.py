@@ -1,0 +1,117 @@
+"""Baselines: the same probes on other descriptions of the same models, and the invariance check.
+
+Descriptions (all (n_models, features)):
+    raw_gradients  dy/dx on a fixed grid of GRID_SIZE inputs
+    outputs        y on the same grid (probing the function directly)
+    weights        every weight and bias, flattened
+    weight_stats   per layer, for weights and biases: mean, variance and the quantiles
+                   0, .25, .5, .75, 1 (as in "Predicting Neural Network Accuracy from Weights")
+The supervised ceiling is a classifier trained WITH the function labels on the training
+seeds' gradients (the seed notebook's "02-func-classifier"), scored on held-out seeds.
+
+The invariance check: permuting a model's hidden neurons, and for (leaky) ReLU scaling a
+neuron's incoming weights and bias by c > 0 and its outgoing weights by 1 / c, leaves the
+function (hence the gradients and the embedding) unchanged, while the flattened weights
+change completely. Descriptions of the *function* should not see it; weights do.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+
+from .config import PIECEWISE_LINEAR
+from .family import Family
+from .gradients import input_gradients
+from .probes import probe_all
+from .zoo import Zoo
+
+GRID_SIZE = 128  # fixed evaluation grid on [-1, 1] for the gradient and output descriptions
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def grid(n: int = GRID_SIZE) -> np.ndarray:
+    return np.linspace(-1.0, 1.0, n)
+
+
+def flat_weights(zoo: Zoo) -> np.ndarray:
+    """(n, n_params): every weight and bias of each model, layer by layer."""
+    parts = [t.detach().cpu().reshape(zoo.n_models, -1) for layer in zoo.layers for t in layer]
+    return torch.cat(parts, 1).double().numpy()
+
+
+def weight_stats(zoo: Zoo) -> np.ndarray:
+    """(n, layers * 2 * 7): mean, variance and quantiles of each layer's weights and of its biases."""
+    cols = []
+    for layer in zoo.layers:
+        for t in layer:
+            v = t.detach().cpu().double().reshape(zoo.n_models, -1).numpy()
+            cols += [v.mean(1), v.var(1)] + [np.quantile(v, q, axis=1) for q in QUANTILES]
+    return np.stack(cols, 1)
+
+
+def baseline_features(zoo: Zoo, family: Family | None = None) -> dict[str, np.ndarray]:
+    """Each unsupervised baseline description of every model -> {name: (n, features)}."""
+    x = grid()
+    return {
+        "raw_gradients": input_gradients(zoo, x).astype(np.float64),
+        "outputs": zoo(x),
+        "weights": flat_weights(zoo),
+        "weight_stats": weight_stats(zoo),
+    }
+
+
+def supervised_features(zoo: Zoo, random_state=0, hidden=64) -> tuple[np.ndarray, float]:
+    """Train an MLP classifier on the training seeds' grid gradients WITH the labels.
+
+    Returns its hidden-layer features for every model (n, hidden) and its own accuracy on the
+    held-out seeds: the ceiling an unsupervised embedding is measured against.
+    """
+    g = input_gradients(zoo, grid()).astype(np.float64)
+    g = np.where(np.isfinite(g), g, 0.0)
+    tr, y = zoo.is_train, zoo.task_ids
+    scaler = StandardScaler().fit(g[tr])
+    clf = MLPClassifier((hidden,), max_iter=500, random_state=random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(scaler.transform(g[tr]), y[tr])
+    accuracy = float(clf.score(scaler.transform(g[~tr]), y[~tr]))
+    h = np.maximum(scaler.transform(g) @ clf.coefs_[0] + clf.intercepts_[0], 0.0)  # (n, hidden) relu features
+    return h, accuracy
+
+
+def supervised_probe(zoo: Zoo, family: Family | None = None, random_state=0, coefficients=None) -> dict:
+    """The supervised ceiling: probes on its learned features, plus the classifier's own accuracy."""
+    h, accuracy = supervised_features(zoo, random_state)
+    out = probe_all(h, zoo.task_ids, zoo.is_train, random_state, coefficients=coefficients)
+    out["classifier_accuracy"] = accuracy
+    return out
+
+
+def permute_and_rescale(zoo: Zoo, rng: np.random.Generator) -> Zoo:
+    """The same functions with other weights: hidden neurons permuted (and rescaled by c > 0 for ReLU).
+
+    Layer l's hidden units are reordered by a permutation P_l and scaled by c_l: the
+    incoming columns (and bias) of layer l are permuted and multiplied by c_l, the outgoing
+    rows of layer l + 1 are permuted and divided by c_l. relu(c z) = c relu(z) for c > 0,
+    so the network computes exactly the same function (up to float rounding).
+    """
+    positive_homogeneous = zoo.config.activation in PIECEWISE_LINEAR
+    layers = [(w.detach().clone(), b.detach().clone()) for w, b in zoo.layers]
+    for layer in range(len(layers) - 1):  # every hidden layer
+        width = layers[layer][0].shape[2]
+        for m in range(zoo.n_models):
+            perm = torch.as_tensor(rng.permutation(width))
+            c = torch.as_tensor(rng.uniform(0.5, 2.0, width) if positive_homogeneous else np.ones(width),
+                                dtype=layers[layer][0].dtype)  # fmt: skip
+            w, b = layers[layer]
+            w[m] = w[m][:, perm] * c
+            b[m] = b[m][:, perm] * c
+            w_next = layers[layer + 1][0]
+            w_next[m] = w_next[m][perm, :] / c[:, None]
+    return Zoo(**{**zoo.__dict__, "layers": layers})

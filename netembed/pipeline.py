@@ -1,0 +1,240 @@
+"""The whole study as one function: family -> zoo -> embedder -> probes -> baselines -> projections.
+
+`run_pipeline` returns a `store.Run`; `save_run` writes it as a run folder. Where a
+loaded run keeps what the app draws (no retraining needed):
+    run.embedder.embeddings_          (n_models, bottleneck) embeddings of every model, stored
+                                      in embedder.safetensors ("embeddings"); see `embeddings(run)`
+    run.report["projections"][m]      (n_models, 2) coordinates as a list of [x, y] rows, for
+                                      m in "pca" and (unless skipped) "umap"; see `projection(run, m)`
+    run.report["probes"][name]        probe scores of each description: cloze, raw_gradients,
+                                      outputs, weights, weight_stats, supervised
+    run.zoo.task_ids / .is_train      labels and the seed split, row-aligned with the above
+The report (also written alone as report.json by the command line) holds: config, zoo
+(fit_mse_median, n_failed, ...), embedder (cloze_r2, ...), probes, invariance,
+projections and seconds per stage. Non-finite numbers are stored as null (JSON has no NaN).
+
+Progress: `progress(stage, fraction, info)` with stage one of STAGES, fraction the
+stage's own progress in [0, 1] and info a small dict (step, loss, r2, overall...).
+Returning False from it during the "zoo" or "embedder" stage stops that training early,
+keeping what was learned (as train_zoo and train_embedder do); raise to abort everything.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from .baselines import baseline_features, flat_weights, permute_and_rescale, supervised_probe
+from .cloze import embed, train_embedder
+from .config import ClozeConfig, FamilyConfig, ZooConfig, to_dict
+from .family import Family, make_family
+from .gradients import input_gradients
+from .probes import probe_all
+from .projection import project
+from .store import Run
+from .zoo import Zoo, train_zoo
+
+STAGES = ("family", "zoo", "embedder", "probes", "baselines", "projections")
+WEIGHTS = {"family": 0.01, "zoo": 0.49, "embedder": 0.35, "probes": 0.03, "baselines": 0.04, "projections": 0.08}
+EMBED_SEED = 12345  # input draw used to embed every model (independent of the training draws)
+PipelineProgress = Callable[[str, float, dict], "bool | None"]
+
+
+def _overall(stage: str, fraction: float) -> float:
+    done = sum(WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
+    return min(1.0, done + WEIGHTS[stage] * fraction)
+
+
+def _tell(progress, stage, fraction, **info):
+    if progress is None:
+        return None
+    return progress(stage, float(fraction), {**info, "overall": _overall(stage, fraction)})
+
+
+def zoo_report(zoo: Zoo) -> dict:
+    finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
+    return {
+        "n_models": int(zoo.n_models),
+        "fit_mse_median": float(np.median(finite)) if finite.size else None,
+        "fit_mse_worst": float(finite.max()) if finite.size else None,
+        "n_failed": int(zoo.failed.sum()),
+        "n_diverged": int((~np.isfinite(zoo.fit_mse)).sum()),
+        "steps_done": int(zoo.steps_done),
+        "seconds": round(float(zoo.seconds), 3),
+    }
+
+
+def json_safe(obj):
+    """Recursively turn numpy values into plain ones and NaN/Inf into None."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.integer, bool, np.bool_)):
+        return obj.item() if isinstance(obj, np.generic) else obj
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def invariance_check(zoo: Zoo, embedder, seed: int = 0) -> dict:
+    """Permute and positively rescale hidden neurons: the function must not move, the weights must."""
+    other = permute_and_rescale(zoo, np.random.default_rng(seed))
+    x = np.linspace(-1, 1, 257)
+    grad_scale = float(np.abs(input_gradients(zoo, x)).max())
+    out = {
+        "output_max_change": float(np.abs(other(x) - zoo(x)).max()),
+        "gradient_max_change_relative": float(np.abs(input_gradients(other, x) - input_gradients(zoo, x)).max())
+        / max(grad_scale, 1e-12),
+        "weights_relative_change": _relative_change(flat_weights(zoo), flat_weights(other)),
+    }
+    if embedder is not None:
+        a, b = embed(embedder, zoo, seed=EMBED_SEED), embed(embedder, other, seed=EMBED_SEED)
+        spread = float(np.linalg.norm(a - a.mean(0), axis=1).mean())  # typical distance of a model from the centre
+        out["embedding_max_change_relative"] = float(np.linalg.norm(a - b, axis=1).max()) / max(spread, 1e-12)
+    return out
+
+
+def _relative_change(a, b) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
+
+
+def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_state=0, progress=None) -> dict:
+    """The probes on the cloze embedding and on every baseline description."""
+    coeffs = family.coefficients[zoo.task_ids]
+    labels, split = zoo.task_ids, zoo.is_train
+    probes = {"cloze": probe_all(embeddings, labels, split, random_state, coefficients=coeffs)}
+    _tell(progress, "probes", 1.0)
+    features = baseline_features(zoo, family)
+    for i, (name, f) in enumerate(features.items()):
+        probes[name] = probe_all(f, labels, split, random_state, coefficients=coeffs)
+        _tell(progress, "baselines", (i + 1) / (len(features) + 1), description=name)
+    probes["supervised"] = supervised_probe(zoo, family, random_state, coefficients=coeffs)
+    _tell(progress, "baselines", 1.0, description="supervised")
+    return probes
+
+
+def run_pipeline(
+    family_config: FamilyConfig,
+    zoo_config: ZooConfig,
+    cloze_config: ClozeConfig,
+    device: str = "cpu",
+    progress: PipelineProgress | None = None,
+    projections: tuple[str, ...] = ("pca", "umap"),
+    family: Family | None = None,
+    zoo: Zoo | None = None,
+) -> Run:
+    """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win)."""
+    seconds = {}
+    t = time.perf_counter()
+    if family is None:
+        family = make_family(family_config)
+    seconds["family"] = time.perf_counter() - t
+    _tell(progress, "family", 1.0)
+
+    t = time.perf_counter()
+    if zoo is None:
+        steps = zoo_config.steps
+
+        def zoo_progress(step, losses):
+            finite = np.asarray(losses)[np.isfinite(losses)]
+            loss = float(np.median(finite)) if finite.size else float("nan")
+            return _tell(progress, "zoo", step / max(1, steps), step=step, loss=loss)
+
+        zoo = train_zoo(family, zoo_config, progress=zoo_progress, device=device).to("cpu")
+    seconds["zoo"] = time.perf_counter() - t
+    _tell(progress, "zoo", 1.0)
+
+    t = time.perf_counter()
+    e_steps = cloze_config.steps
+
+    def embedder_progress(step, loss, r2):
+        return _tell(progress, "embedder", step / max(1, e_steps), step=step, loss=loss, r2=r2)
+
+    embedder = train_embedder(zoo, cloze_config, progress=embedder_progress, device=device).to("cpu")
+    embedder.embeddings_ = embed(embedder, zoo, seed=EMBED_SEED)
+    seconds["embedder"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, progress=progress)
+    invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
+    seconds["probes_and_baselines"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    coords = {}
+    for i, method in enumerate(projections):
+        coords[method] = project(embedder.embeddings_, method, random_state=cloze_config.seed)
+        _tell(progress, "projections", (i + 1) / len(projections), method=method)
+    _tell(progress, "projections", 1.0)
+    seconds["projections"] = time.perf_counter() - t
+    seconds["total"] = sum(seconds.values())
+
+    report = {
+        "config": {"family": to_dict(family.config), "zoo": to_dict(zoo.config), "cloze": to_dict(cloze_config),
+                   "device": device},  # fmt: skip
+        "zoo": zoo_report(zoo),
+        "embedder": embedder_report(embedder),
+        "probes": probes,
+        "invariance": invariance,
+        "projections": {m: np.round(c, 5) for m, c in coords.items()},
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+    }
+    return Run(family=family, zoo=zoo, embedder=embedder, report=json_safe(report), meta={"kind": "pipeline"})
+
+
+def embedder_report(embedder) -> dict:
+    loss = embedder.loss_curve_
+    return {
+        "cloze_r2": embedder.cloze_r2_,
+        "final_loss": float(loss[-1]) if len(loss) else None,
+        "steps_done": int(embedder.steps_done_),
+        "seconds": round(float(embedder.seconds_), 3),
+        "mask_unit": embedder.mask_unit_,
+        "notes": list(embedder.notes_),
+    }
+
+
+def embeddings(run: Run) -> np.ndarray:
+    """(n_models, bottleneck) embeddings stored with a pipeline run."""
+    if run.embedder is None or run.embedder.embeddings_ is None:
+        raise ValueError("this run holds no embeddings (it was saved before the embedder was trained)")
+    return run.embedder.embeddings_
+
+
+def projection(run: Run, method: str = "pca") -> np.ndarray:
+    """(n_models, 2) stored projection coordinates; computed now (not stored back) if the run lacks them."""
+    stored = (run.report or {}).get("projections", {}).get(method)
+    if stored is not None:
+        return np.asarray(stored, dtype=np.float64)
+    return project(embeddings(run), method)
+
+
+def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: ClozeConfig, progress=None) -> list[dict]:
+    """One embedder per (mask_ratio, bottleneck) on one zoo -> table rows of held-out probe scores."""
+    pairs = [(float(r), int(b)) for r in mask_ratios for b in bottlenecks]
+    rows = []
+    for i, (ratio, bottleneck) in enumerate(pairs):
+        config = replace(base_config, mask_ratio=ratio, bottleneck=bottleneck)
+        t = time.perf_counter()
+
+        def step_progress(step, loss, r2, i=i):
+            return None if progress is None else progress(
+                "sweep", (i + step / max(1, config.steps)) / len(pairs),
+                {"mask_ratio": ratio, "bottleneck": bottleneck, "step": step, "loss": loss, "r2": r2})  # fmt: skip
+
+        embedder = train_embedder(zoo, config, progress=step_progress)
+        p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed)
+        rows.append(json_safe({
+            "mask_ratio": ratio, "bottleneck": bottleneck, "linear_accuracy": p["linear_accuracy"],
+            "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "cloze_r2": embedder.cloze_r2_,
+            "seconds": round(time.perf_counter() - t, 2),
+        }))  # fmt: skip
+    if progress is not None:
+        progress("sweep", 1.0, {})
+    return rows

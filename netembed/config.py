@@ -45,6 +45,35 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+def max_family_size(degree_max: int, min_distance: float) -> float:
+    """An upper bound on how many members can differ pairwise by `min_distance` in derivative.
+
+    A member's range is [-1, 1], so by Markov's inequality |f'| <= degree^2 on [-1, 1]: the
+    derivatives lie in a ball of radius R = degree_max^2 of a degree_max-dimensional space,
+    and at most (1 + 2R/d)^dim points of it are d apart (the volume-packing bound); no two
+    are further apart than 2R. Degree 1 is exact: the only members are x and -x.
+    """
+    if min_distance <= 0:
+        return math.inf
+    if degree_max == 1:
+        return 2 if min_distance <= 2 else 1
+    radius = degree_max**2
+    if min_distance > 2 * radius:
+        return 1
+    return (1 + 2 * radius / min_distance) ** degree_max
+
+
+def _check_variety(c: "FamilyConfig") -> None:
+    """Refuse up front a family that no number of draws could make (make_family finds the rest)."""
+    most = max_family_size(c.degree_max, c.min_derivative_distance)
+    if c.n_functions > most:
+        raise ConfigError(
+            f"n_functions {c.n_functions} is more than degree <= {c.degree_max} polynomials can give with "
+            f"min_derivative_distance {c.min_derivative_distance:g} (at most {math.floor(most)}); "
+            "ask for fewer functions, higher degrees or a smaller distance"
+        )
+
+
 @dataclass(frozen=True)
 class FamilyConfig:
     """K random 1D polynomials on [-1, 1], normalised to the range [-1, 1]."""
@@ -67,6 +96,7 @@ class FamilyConfig:
         _check_float("min_derivative_distance", self.min_derivative_distance, 0.0, 100.0)
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("max_tries", self.max_tries, 1, 10**6)
+        _check_variety(self)
 
 
 @dataclass(frozen=True)

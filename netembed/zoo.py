@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
+from . import zoo_kernel
 from .config import ZooConfig
 from .family import Family, dense_grid
 
@@ -40,6 +42,7 @@ class Zoo:
     failed: np.ndarray  # (n,) bool: diverged (NaN/Inf) or fit_mse > config.fail_mse
     seconds: float = 0.0  # wall time of training
     steps_done: int = 0  # < config.steps when training was stopped early
+    engine: str = ""  # which training step ran: "kernel" or "autograd" (see make_step)
 
     @property
     def n_models(self) -> int:
@@ -131,15 +134,20 @@ def train_zoo(
     progress: ProgressFn | None = None,
     device: str = "cpu",
     log_every: int | None = None,
+    engine: str = "auto",
 ) -> Zoo:
-    """Train every model of the zoo at once; `progress(step, losses)` may return False to stop early."""
+    """Train every model of the zoo at once; `progress(step, losses)` may return False to stop early.
+
+    engine: "kernel" (the fused C step, CPU relu / leaky_relu), "autograd" (batched matmuls,
+    autograd and torch's Adam: any device and activation), or "auto" (the kernel where it
+    runs, else autograd). Both compute the same numbers up to float rounding.
+    """
     k, m = family.n_functions, config.models_per_function
     task_ids = np.repeat(np.arange(k), m)
     replicates = np.tile(np.arange(m), k)
     seeds = np.array([model_seed(config.seed, t, r) for t, r in zip(task_ids, replicates)], dtype=np.int64)
     layers = init_layers(config, seeds, device)
-    params = [p.requires_grad_() for layer in layers for p in layer]
-    opt = torch.optim.Adam(params, lr=config.lr)
+    train_step, engine = make_step(layers, config, device, engine)
     coeffs = torch.as_tensor(family.coefficients, dtype=torch.float32, device=device)
     task_index = torch.as_tensor(task_ids, device=device)
     gen = input_generator(config)
@@ -150,13 +158,7 @@ def train_zoo(
     for step in range(1, config.steps + 1):
         x = (torch.rand(config.batch_size, generator=gen) * 2 - 1).to(device)  # (batch,) shared by all models
         y = polynomial_targets(coeffs, x)[task_index]  # (n, batch)
-        losses = ((mlp_forward(layers, x, config.activation) - y) ** 2).mean(1)  # (n,)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, config)
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()  # each model receives exactly its own gradient
-        opt.step()
-        window += losses.detach()
+        window += train_step(x, y, step).to(device)  # (n,) each model's loss before the update
         if step % log_every == 0 or step == config.steps:
             span = (step - 1) % log_every + 1
             curves.append((window / span).cpu().numpy())
@@ -178,9 +180,45 @@ def train_zoo(
         failed=np.zeros(len(seeds), dtype=bool),
         seconds=seconds,
         steps_done=step if config.steps else 0,
+        engine=engine,
     )
     zoo.fit_mse, zoo.failed = fit_errors(zoo, family)
     return zoo
+
+
+class AutogradStep:
+    """The plain step: batched matmuls, autograd and torch's Adam, on any device and activation."""
+
+    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], config: ZooConfig):
+        self.layers, self.config = layers, config
+        params = [p.requires_grad_() for layer in layers for p in layer]
+        self.opt = torch.optim.Adam(params, lr=config.lr)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:
+        """Adam step number `step` (from 1) on inputs x (batch,), targets y (n, batch) -> losses (n,)."""
+        losses = ((mlp_forward(self.layers, x, self.config.activation) - y) ** 2).mean(1)  # (n,)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(step - 1, self.config)
+        self.opt.zero_grad(set_to_none=True)
+        losses.sum().backward()  # each model receives exactly its own gradient
+        self.opt.step()
+        return losses.detach()
+
+
+def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
+    """The training step for this zoo and the engine's name; "auto" falls back to autograd with a warning
+    only when the kernel should run here but cannot be built."""
+    if engine not in ("auto", "kernel", "autograd"):
+        raise ValueError(f"engine must be auto, kernel or autograd, got {engine!r}")
+    if engine == "autograd" or (engine == "auto" and zoo_kernel.why_unavailable(config, device)):
+        return AutogradStep(layers, config), "autograd"
+    try:
+        return zoo_kernel.KernelStep(layers, config, lr_at), "kernel"
+    except zoo_kernel.KernelUnavailable as err:
+        if engine == "kernel":
+            raise
+        warnings.warn(f"{err}; training with the slower autograd step", RuntimeWarning, stacklevel=3)
+        return AutogradStep(layers, config), "autograd"
 
 
 def fit_errors(zoo: Zoo, family: Family) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,100 @@
+"""The fused C training step against the plain autograd step (and, in test_zoo.py, against a loop of nn.Modules)."""
+
+import numpy as np
+import pytest
+import torch
+
+from netembed import zoo_kernel
+from netembed.config import ZooConfig
+from netembed.zoo import AutogradStep, init_layers, lr_at, train_zoo
+
+needs_kernel = pytest.mark.skipif(
+    zoo_kernel.why_unavailable(ZooConfig(), "cpu") is not None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def train_steps(step_cls, config, seeds, xs, ys, poison=None):
+    """Run one engine for len(xs) steps from the zoo's init; optionally set model `poison`'s first weight to NaN."""
+    layers = init_layers(config, seeds)
+    if poison is not None:
+        layers[0][0][poison, 0, 0] = float("nan")
+    step = step_cls(layers, config, lr_at) if step_cls is zoo_kernel.KernelStep else step_cls(layers, config)
+    losses = [step(x, y, i + 1) for i, (x, y) in enumerate(zip(xs, ys))]
+    return [(w.detach(), b.detach()) for w, b in layers], torch.stack(losses, 1)
+
+
+def random_batches(n_models, batch, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = [torch.rand(batch, generator=g) * 2 - 1 for _ in range(steps)]
+    ys = [torch.sin(3 * x + torch.arange(n_models)[:, None].float()) for x in xs]  # (n, batch) distinct targets
+    return xs, ys
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "activation, width, depth, batch",
+    [("relu", 32, 2, 64), ("relu", 12, 3, 37), ("leaky_relu", 7, 2, 19), ("relu", 16, 1, 8), ("leaky_relu", 40, 4, 50)],
+)
+def test_kernel_matches_the_autograd_step(activation, width, depth, batch):
+    # Three steps: later, a sample sitting on a ReLU kink can flip sides under float rounding, which
+    # Adam's normalisation turns into a weight change of order lr; that is rounding, not a bug.
+    config = ZooConfig(width=width, depth=depth, activation=activation, steps=3, batch_size=batch, lr=3e-3)
+    seeds = np.arange(5) + 100
+    xs, ys = random_batches(5, batch, config.steps)
+    kernel_layers, kernel_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
+    ref_layers, ref_losses = train_steps(AutogradStep, config, seeds, xs, ys)
+    torch.testing.assert_close(kernel_losses, ref_losses, rtol=1e-4, atol=1e-6)
+    for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
+        torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
+
+
+@needs_kernel
+def test_a_nan_model_never_touches_the_others():
+    config = ZooConfig(width=16, steps=5, batch_size=32)
+    seeds = np.arange(6)
+    xs, ys = random_batches(6, 32, config.steps)
+    clean, clean_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
+    poisoned, poisoned_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys, poison=2)
+    others = np.arange(6) != 2
+    assert torch.isnan(poisoned_losses[2]).all()
+    assert torch.equal(poisoned_losses[others], clean_losses[others])
+    for (cw, cb), (pw, pb) in zip(clean, poisoned):
+        assert torch.equal(cw[others], pw[others]) and torch.equal(cb[others], pb[others])
+        assert torch.isnan(pw[2]).any()
+
+
+@needs_kernel
+def test_diverged_models_are_flagged_by_the_kernel_zoo(tiny_family):
+    zoo = train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=30, batch_size=32, lr=10.0))
+    assert zoo.engine == "kernel"
+    assert zoo.failed.any() and zoo.failed[~np.isfinite(zoo.fit_mse)].all()
+
+
+@needs_kernel
+def test_kernel_zoo_is_deterministic_and_independent_of_thread_count(tiny_family):
+    config = ZooConfig(models_per_function=3, width=16, steps=40, batch_size=64, seed=2)
+    threads = torch.get_num_threads()
+    try:
+        a = train_zoo(tiny_family, config)
+        torch.set_num_threads(2)
+        b = train_zoo(tiny_family, config)
+    finally:
+        torch.set_num_threads(threads)
+    assert a.engine == b.engine == "kernel"
+    for (wa, ba), (wb, bb) in zip(a.layers, b.layers):
+        assert torch.equal(wa, wb) and torch.equal(ba, bb)
+
+
+def test_engines_agree_on_a_whole_zoo_and_auto_falls_back_for_smooth_activations(tiny_family):
+    config = ZooConfig(models_per_function=2, width=8, steps=20, batch_size=32, seed=4)
+    auto = train_zoo(tiny_family, config)
+    plain = train_zoo(tiny_family, config, engine="autograd")
+    assert plain.engine == "autograd"
+    np.testing.assert_allclose(auto.fit_mse, plain.fit_mse, rtol=1e-3, atol=1e-6)
+    smooth = train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=3, activation="tanh"))
+    assert smooth.engine == "autograd"
+    with pytest.raises(zoo_kernel.KernelUnavailable, match="tanh"):
+        train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=3, activation="tanh"), engine="kernel")
+    with pytest.raises(ValueError, match="engine"):
+        train_zoo(tiny_family, config, engine="fast")

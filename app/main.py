@@ -1,0 +1,33 @@
+"""The dashboard's entry point: `streamlit run app/main.py`. It only builds the navigation and the sidebar."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repository root
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")  # umap's compiled kernels survive restarts
+
+import streamlit as st  # noqa: E402
+
+from app import sidebar, state  # noqa: E402
+
+st.set_page_config(page_title="netembed", page_icon=":material/hub:", layout="wide")
+sidebar.warm_up()
+
+pages = [
+    st.Page("views/family.py", title="Family", icon=":material/function:", url_path="family", default=True),
+    st.Page("views/zoo.py", title="Zoo", icon=":material/model_training:", url_path="zoo"),
+    st.Page("views/gradients.py", title="Gradients", icon=":material/show_chart:", url_path="gradients"),
+    st.Page("views/embedder.py", title="Embedder", icon=":material/psychology:", url_path="embedder"),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
+    st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+]
+page = st.navigation(pages)
+state.collect_finished()  # results of background jobs that ended since the last run join the session here
+with st.sidebar:
+    sidebar.run_picker()
+    sidebar.jobs_panel()
+    sidebar.save_and_load()
+page.run()

@@ -1,0 +1,88 @@
+"""The sidebar: pick the current run, watch background jobs, save, download and load runs."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import zipfile
+
+import streamlit as st
+
+from app import state, widgets
+from netembed.store import RunError, run_files, run_path, save_run
+
+UPLOAD_LIMIT_MB = 50  # a demo-sized run is a few MB; anything far bigger is not what this app is for
+
+
+@st.cache_resource
+def warm_up() -> threading.Thread | None:
+    """Once per server: import umap and compile its kernels in the background, so the first UMAP is quick.
+
+    NETEMBED_WARM_UMAP=0 turns this off (tests: numba's compiler holds the GIL for many seconds).
+    """
+    if os.environ.get("NETEMBED_WARM_UMAP", "1") == "0":
+        return None
+
+    def warm():
+        from netembed.projection import warm_umap
+
+        try:
+            warm_umap()
+        except Exception:  # noqa: BLE001 - warming is an optimisation; the real call reports errors
+            pass
+
+    thread = threading.Thread(target=warm, name="netembed-warm-umap", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_picker() -> None:
+    options = state.choices()
+    if not options:
+        st.info("No run yet: train a zoo on the Zoo page.")
+        return
+    picked = widgets.choice("Current run", "run", options, state.choice(), fmt=state.label)
+    state.choose(picked)
+
+
+def jobs_panel() -> None:
+    """Background jobs' progress, polled while any runs (on every page, so results arrive anywhere)."""
+    if not state.running_jobs():
+        return
+
+    @st.fragment(run_every=2.0)
+    def poll():
+        jobs = state.running_jobs()
+        if not jobs:
+            st.rerun()  # a job ended: a full run collects its result
+        for j in jobs:
+            st.progress(j.fraction, text=f"{j.name}: step {j.step}/{j.total}")
+
+    poll()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def save_and_load() -> None:
+    run = state.current_run()
+    with st.expander("Save, download, load", icon=":material/save:"):
+        if run is not None and state.choice() == state.CURRENT:
+            name = st.text_input("Run name", value="my-run", max_chars=64, key="save_name",
+                                 help="letters, digits, '.', '_' or '-'")  # fmt: skip
+            if st.button("Save to the runs folder", icon=":material/save:"):
+                try:
+                    folder = save_run(run, run_path(state.runs_dir(), name))
+                    st.success(f"Saved to {folder}")
+                except RunError as e:
+                    st.error(str(e))
+        if run is not None:
+            st.download_button("Download this run (.zip)", data=lambda: _zip(run_files(run)),
+                               file_name=f"netembed-{state.run_key().replace(':', '-').replace('#', '-')}.zip",
+                               mime="application/zip", on_click="ignore", icon=":material/download:")  # fmt: skip

@@ -1,0 +1,165 @@
+"""One user's state: which run is current, the runs this session made, and its background jobs.
+
+Everything a user owns lives in st.session_state (never st.cache_resource, which every
+session shares). Runs read from disk (the demo, saved runs) never change, so those alone
+are loaded once per file version with st.cache_resource and shared read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from app import widgets
+
+from netembed.jobs import Job
+from netembed.store import Run, RunError, list_runs, load_run, run_path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = ROOT / "assets" / "demo_run"
+DEMO, CURRENT, SAVED = "demo", "current", "saved:"
+
+
+def runs_dir() -> Path:
+    """Where runs are saved: $NETEMBED_RUNS_DIR, else ./runs."""
+    return Path(os.environ.get("NETEMBED_RUNS_DIR") or "runs")
+
+
+def _session() -> dict:
+    ss = st.session_state
+    if "ne" not in ss:
+        # choice: which run is current; made: the run this session is making; jobs: kind -> Job;
+        # pending: kind -> what to do with the job's result; derived: (run key, name, args) -> value computed from
+        # a run; serial: makes run keys unique; sweeps: run key -> sweep rows
+        ss["ne"] = {"choice": DEMO, "made": None, "jobs": {}, "derived": {}, "serial": 0, "sweeps": {}, "pending": {}}
+    return ss["ne"]
+
+
+@st.cache_resource(show_spinner="Loading run...", max_entries=8)
+def _load_shared(path: str, mtime_ns: int) -> Run:
+    """A run folder on disk, loaded once per version and shared read-only by every session."""
+    return load_run(path)
+
+
+def load_from_disk(path: Path) -> Run:
+    meta = Path(path) / "meta.json"
+    return _load_shared(str(path), meta.stat().st_mtime_ns if meta.exists() else 0)
+
+
+# ---------------------------------------------------------------- the current run
+
+
+def choices() -> list[str]:
+    """The runs one can pick: the one being made (if any), the demo, then the saved runs."""
+    out = [CURRENT] if _session()["made"] is not None else []
+    out += [DEMO] if DEMO_DIR.is_dir() else []
+    try:
+        out += [SAVED + name for name in list_runs(runs_dir())]
+    except (RunError, OSError):
+        pass  # an unreadable runs folder only hides the saved runs
+    return out
+
+
+def label(choice: str) -> str:
+    if choice == CURRENT:
+        return "the run made now (unsaved)"
+    if choice == DEMO:
+        return "demo run (bundled)"
+    return f"saved: {choice[len(SAVED):]}"
+
+
+def choice() -> str:
+    return _session()["choice"]
+
+
+def choose(value: str) -> None:
+    _session()["choice"] = value
+
+
+def run_key() -> str:
+    """Identifies the current run's content, for caches of things derived from it."""
+    s = _session()
+    return f"current#{s['serial']}" if s["choice"] == CURRENT else s["choice"]
+
+
+def current_run() -> Run | None:
+    """The run the pages show; None (with the reason shown) if it cannot be loaded."""
+    s = _session()
+    c = s["choice"]
+    try:
+        if c == CURRENT and s["made"] is not None:
+            return s["made"]
+        if c.startswith(SAVED):
+            return load_from_disk(run_path(runs_dir(), c[len(SAVED):]))
+        if DEMO_DIR.is_dir():
+            s["choice"] = DEMO
+            return load_from_disk(DEMO_DIR)
+    except RunError as e:
+        st.error(f"Could not load {label(c)}: {e}")
+    return None
+
+
+def set_made(run: Run) -> None:
+    """Make `run` this session's run-in-progress and show it."""
+    s = _session()
+    s["made"], s["choice"] = run, CURRENT
+    s["serial"] += 1
+    s["derived"] = {k: v for k, v in s["derived"].items() if not k[0].startswith("current#")}
+    widgets.put("run", CURRENT)  # the sidebar's run picker follows
+
+
+def derived(name: str, compute, *args):
+    """compute(*args) once per (current run, name, args), kept in this session."""
+    cache = _session()["derived"]
+    key = (run_key(), name, args)
+    if key not in cache:
+        if len(cache) > 64:  # a session that browses many runs should not keep all their projections
+            cache.clear()
+        cache[key] = compute(*args)
+    return cache[key]
+
+
+# ---------------------------------------------------------------- background jobs
+
+
+def job(kind: str) -> Job | None:
+    return _session()["jobs"].get(kind)
+
+
+def start(kind: str, new: Job, on_done) -> Job:
+    """Start `new` unless a job of this kind is running; `on_done(job)` runs once, on a script run, when it ends."""
+    s = _session()
+    old = s["jobs"].get(kind)
+    if old is not None and old.running:
+        return old
+    s["jobs"][kind] = new.start()
+    s["pending"][kind] = on_done
+    return new
+
+
+def pending(kind: str) -> bool:
+    """True while a job's result has not yet been handed to the session."""
+    return kind in _session()["pending"]
+
+
+def running_jobs() -> list[Job]:
+    return [j for j in _session()["jobs"].values() if j.running]
+
+
+def collect_finished() -> bool:
+    """Hand every job that ended since the last script run to its on_done; True if any did."""
+    s = _session()
+    done = [kind for kind in s["pending"] if not s["jobs"][kind].running]
+    for kind in done:
+        on_done = s["pending"].pop(kind)
+        j = s["jobs"][kind]
+        if j.result is not None:  # a failed job has no result; its error stays on the job
+            on_done(j)
+    return bool(done)
+
+
+def sweeps() -> dict:
+    """Sweep results of this session, by run key."""
+    return _session()["sweeps"]

@@ -1,0 +1,37 @@
+"""Family: choose the target polynomials and see every member and its derivative."""
+
+import numpy as np
+import streamlit as st
+
+from app import family_ui, state, widgets
+from netembed.config import ConfigError, FamilyConfig
+from netembed.family import FamilyError
+from netembed.plots import family_figure
+
+st.title("Family of target functions")
+st.caption("K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ in its "
+           "derivative by the variety threshold (input-gradients cannot see a constant offset). "
+           "New zoos on the Zoo page are trained on the family chosen here.")  # fmt: skip
+
+run = state.current_run()
+base = run.family.config if run is not None else FamilyConfig(n_functions=5)
+if st.button("Reset to the current run's family", icon=":material/restart_alt:"):
+    widgets.forget(*family_ui.KEYS)
+    st.rerun()
+try:
+    config = family_ui.family_ui(base)
+    with st.spinner("Drawing the family..."):
+        family = family_ui.cached_family(config)
+except (ConfigError, FamilyError) as e:
+    st.error(str(e))
+    st.stop()
+
+if run is not None and config == run.family.config:
+    st.caption(f"This is the family of the current run ({state.label(state.choice())}).")
+distances = family.derivative_distances()
+closest = distances[np.triu_indices(family.n_functions, 1)].min() if family.n_functions > 1 else float("nan")
+c1, c2, c3 = st.columns(3)
+c1.metric("Functions", family.n_functions)
+c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+c3.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}")
+st.plotly_chart(family_figure(family), key="family_plot")

@@ -1,0 +1,56 @@
+"""Gradients: each model's exact line-sections against the true derivative, and seed-to-seed differences."""
+
+import numpy as np
+import streamlit as st
+
+from app import state, widgets
+from netembed.gradients import NoExactSections, line_sections
+from netembed.plots import gradient_figure
+
+st.title("Gradients and line-sections")
+st.caption("A ReLU network is piecewise linear, so its input-gradient is piecewise constant: one slope per "
+           "line-section, computed exactly from the weights. Dashed grey: the target and its true derivative; "
+           "points: gradients at sampled inputs, as the embedder sees them.")  # fmt: skip
+
+run = state.current_run()
+if run is None:
+    st.info("No run to show yet: train a zoo on the Zoo page.")
+    st.stop()
+zoo, family = run.zoo, run.family
+
+
+def exact_sections(zoo):
+    try:
+        return line_sections(zoo)
+    except NoExactSections:
+        return None
+
+
+with st.spinner("Computing line-sections..."):
+    sections = state.derived("line_sections", lambda: exact_sections(zoo))
+if sections is None:
+    st.info(f"This zoo uses {zoo.config.activation}, a smooth activation: there are no line-sections, so the "
+            "gradient is drawn from a dense grid instead.")  # fmt: skip
+
+c1, c2, c3 = st.columns([1, 3, 1])
+with c1:
+    k = widgets.choice("Function", "grad_f", list(range(family.n_functions)), 0, fmt=lambda k: f"f{k}")
+    overlay = widgets.toggle("Overlay all its models", "grad_all", False,
+                             help="every seed of this function at once, to see seed-to-seed differences")  # fmt: skip
+members = np.flatnonzero(zoo.task_ids == k).tolist()
+with c2:
+    models = widgets.multi("Models", "grad_models", members, members[:2], disabled=overlay,
+                           fmt=lambda i: f"model {i} (seed #{zoo.replicates[i]}{', failed' if zoo.failed[i] else ''})")  # fmt: skip
+with c3:
+    n_samples = widgets.slider("Sampled inputs", "grad_n", 32, 0, 256, help="random x where gradients are sampled")
+if overlay:
+    models = members
+if not models:
+    st.info("Choose at least one model.")
+    st.stop()
+
+sample_x = np.sort(np.random.default_rng(0).uniform(-1, 1, n_samples)) if n_samples else None
+st.plotly_chart(gradient_figure(family, zoo, models, sections, sample_x=sample_x), key="gradient_plot")
+if sections is not None:
+    counts = ", ".join(f"model {i}: {int(sections.n_sections[i])}" for i in models[:12])
+    st.caption(f"Line-sections on [-1, 1]: {counts}{' ...' if len(models) > 12 else ''}.")

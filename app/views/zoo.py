@@ -1,0 +1,98 @@
+"""Zoo: train K x M small MLPs live (off the script thread), then browse every model's fit."""
+
+import numpy as np
+import streamlit as st
+
+from app import family_ui, state, widgets
+from app.jobs_ui import job_panel
+from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, ZooConfig
+from netembed.family import FamilyError
+from netembed.jobs import zoo_job
+from netembed.limits import check_zoo
+from netembed.plots import zoo_curves_figure, zoo_frame
+from netembed.store import Run
+
+st.title("Zoo of trained networks")
+run = state.current_run()
+base = run.zoo.config if run is not None else ZooConfig(models_per_function=10, steps=500)
+
+
+def zoo_ui(base: ZooConfig) -> ZooConfig:
+    """Widgets for the zoo's settings -> a validated ZooConfig (raises ConfigError)."""
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        m = widgets.number("Models per function M", "zoo_m", base.models_per_function, 2, 500)
+        width = widgets.number("Width", "zoo_width", base.width, 1, 512, help="hidden units per layer")
+    with c2:
+        depth = widgets.number("Depth", "zoo_depth", base.depth, 1, 8, help="hidden layers")
+        activation = widgets.choice("Activation", "zoo_act", list(ACTIVATIONS), base.activation,
+                                    help="relu and leaky_relu have exact line-sections; tanh and gelu are smooth")  # fmt: skip
+    with c3:
+        steps = widgets.number("Steps", "zoo_steps", base.steps, 0, 100_000, step=100)
+        lr = widgets.number("Learning rate", "zoo_lr", float(base.lr), 1e-5, 1.0, step=1e-3, format="%.4f")
+    with c4:
+        seed = widgets.number("Seed", "zoo_seed", base.seed, 0, 2**31 - 1)
+    return ZooConfig(models_per_function=int(m), width=int(width), depth=int(depth), activation=activation,
+                     steps=int(steps), lr=float(lr), seed=int(seed), batch_size=base.batch_size)  # fmt: skip
+
+
+with st.container(border=True):
+    st.subheader("Train a new zoo")
+    fam_base = run.family.config if run is not None else FamilyConfig(n_functions=5)
+    fam_config = family_ui.family_setting(fam_base)
+    st.caption(f"On the family from the Family page: K = {fam_config.n_functions}, degree "
+               f"{fam_config.degree_min}-{fam_config.degree_max}, {fam_config.sampling} sampling, seed "
+               f"{fam_config.seed}. Training runs in the background: change pages freely; the result "
+               "becomes the current run.")  # fmt: skip
+    try:
+        config = zoo_ui(base)
+        busy = state.job("zoo") is not None and state.job("zoo").running
+        if st.button("Train zoo", type="primary", icon=":material/play_arrow:", disabled=busy):
+            family = family_ui.cached_family(fam_config)
+            check_zoo(family.n_functions, config)  # refuse a zoo too large for this machine, with the estimate
+
+            def adopt(job, family=family):
+                state.set_made(Run(family=family, zoo=job.result, meta={"made_by": "app"}))
+
+            state.start("zoo", zoo_job(family, config), adopt)
+            st.rerun()  # redraw with the live panel polling
+    except (ConfigError, FamilyError) as e:
+        st.error(str(e))
+    job_panel("zoo", "Zoo training")
+
+if run is None:
+    st.info("No run to show yet: train a zoo above.")
+    st.stop()
+
+zoo = run.zoo
+st.subheader(f"The zoo of {state.label(state.choice())}")
+c = zoo.config
+finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Models", f"{zoo.n_models}", f"{run.family.n_functions} functions x {c.models_per_function}",
+          delta_color="off", delta_arrow="off")  # fmt: skip
+m2.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off", delta_arrow="off")
+m3.metric("Median fit MSE", f"{np.median(finite):.2e}" if finite.size else "n/a")
+m4.metric("Failed", f"{int(zoo.failed.sum())}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
+          delta_arrow="off")  # fmt: skip
+if zoo.loss_curves.shape[1]:
+    st.plotly_chart(zoo_curves_figure(zoo), key="zoo_curves")
+
+table = zoo_frame(zoo)
+f1, f2, f3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+functions = f1.multiselect("Functions", sorted(set(table.function)), format_func=lambda k: f"f{k}",
+                           placeholder="all functions", key="zoo_filter_functions")  # fmt: skip
+split = f2.radio("Split", ["all", "train", "held-out"], horizontal=True, key="zoo_filter_split")
+failed_only = f3.toggle("Failed only", key="zoo_filter_failed")
+keep = np.ones(len(table), dtype=bool)
+if functions:
+    keep &= table.function.isin(functions).to_numpy()
+if split != "all":
+    keep &= (table.split == split).to_numpy()
+if failed_only:
+    keep &= table.failed.to_numpy()
+shown = table[keep]
+st.dataframe(shown, hide_index=True, key="zoo_table",
+             column_config={"fit_mse": st.column_config.NumberColumn("fit MSE", format="%.2e"),
+                            "function": st.column_config.NumberColumn("function", format="f%d")})  # fmt: skip
+st.caption(f"{len(shown)} of {len(table)} models shown.")

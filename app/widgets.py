@@ -1,0 +1,126 @@
+"""Widgets whose values are shareable settings: kept in the session across pages, and in the URL.
+
+A setting's value comes from, in order: this session (the user set it earlier, maybe on
+another page), the URL query (a shared link), the default. Values from the URL are
+checked and silently ignored when they do not fit the widget, so a hand-edited link can
+only fall back to defaults. After drawing, the value is written back to both places.
+
+Streamlit forgets a widget's state when a page without it runs, so each widget is seeded
+from the session's copy (never via `value=`, which would fight the widget's own state).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+
+def _settings() -> dict:
+    return st.session_state.setdefault("ne_settings", {})
+
+
+def _from_url(key: str, parse: Callable[[str], Any], valid: Callable[[Any], bool]):
+    raw = st.query_params.get(key)
+    if raw is None:
+        return None
+    try:
+        value = parse(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if valid(value) else None
+
+
+def _seed(key: str, default, parse, valid) -> None:
+    if key in st.session_state:
+        return
+    value = _settings().get(key)
+    if value is None:
+        value = _from_url(key, parse, valid)
+    st.session_state[key] = default if value is None else value
+
+
+def _keep(key: str, to_url: Callable[[Any], str] = str):
+    value = st.session_state[key]
+    _settings()[key] = value
+    text = to_url(value)
+    if st.query_params.get(key) != text:
+        st.query_params[key] = text
+    return value
+
+
+def setting(key: str, default):
+    """A setting's current value without drawing its widget (e.g. another page's setting)."""
+    value = _settings().get(key)
+    return default if value is None else value
+
+
+def put(key: str, value) -> None:
+    """Set a setting from code; call it before its widget is drawn in this run (e.g. from main.py)."""
+    _settings()[key] = value
+    st.session_state[key] = value
+
+
+def forget(*keys: str) -> None:
+    """Reset settings to their defaults (the widgets are re-seeded on the next run)."""
+    for key in keys:
+        _settings().pop(key, None)
+        st.session_state.pop(key, None)
+        if key in st.query_params:
+            del st.query_params[key]
+
+
+def number(label: str, key: str, default: int | float, lo, hi, step=None, **kw):
+    """An int or float input in [lo, hi] (the type of `default` decides)."""
+    kind = type(default)
+    _seed(key, default, kind, lambda v: lo <= v <= hi)
+    st.number_input(label, min_value=kind(lo), max_value=kind(hi), step=step, key=key, **kw)
+    return _keep(key)
+
+
+def slider(label: str, key: str, default, lo, hi, step=None, **kw):
+    kind = type(default)
+    _seed(key, default, kind, lambda v: lo <= v <= hi)
+    st.slider(label, min_value=kind(lo), max_value=kind(hi), step=step, key=key, **kw)
+    return _keep(key)
+
+
+def range_slider(label: str, key: str, default: tuple[int, int], lo: int, hi: int, **kw) -> tuple[int, int]:
+    def parse(text: str) -> tuple[int, int]:
+        a, _, b = text.partition("-")
+        return int(a), int(b or a)
+
+    _seed(key, tuple(default), parse, lambda v: lo <= v[0] <= v[1] <= hi)
+    st.slider(label, min_value=lo, max_value=hi, key=key, **kw)
+    return tuple(_keep(key, lambda v: f"{v[0]}-{v[1]}"))
+
+
+def choice(label: str, key: str, options: list, default, fmt=str, horizontal: bool = False, **kw):
+    """A selectbox (or horizontal radio) over `options`; options are matched in the URL by str()."""
+    by_text = {str(o): o for o in options}
+    _seed(key, default, lambda t: by_text[t], lambda v: v in options)
+    if st.session_state[key] not in options:  # the options changed under a kept value
+        st.session_state[key] = default
+    widget = st.radio if horizontal else st.selectbox
+    extra = {"horizontal": True} if horizontal else {}
+    widget(label, options, format_func=fmt, key=key, **extra, **kw)
+    return _keep(key)
+
+
+def multi(label: str, key: str, options: list, default: list, fmt=str, **kw) -> list:
+    """A multiselect; kept in the URL as a comma-separated list."""
+    by_text = {str(o): o for o in options}
+
+    def parse(text: str) -> list:
+        return [by_text[t] for t in text.split(",") if t]
+
+    _seed(key, list(default), parse, lambda v: all(o in options for o in v))
+    st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    st.multiselect(label, options, format_func=fmt, key=key, **kw)
+    return list(_keep(key, lambda v: ",".join(str(o) for o in v)))
+
+
+def toggle(label: str, key: str, default: bool, **kw) -> bool:
+    _seed(key, default, lambda t: {"1": True, "true": True, "0": False, "false": False}[t.lower()], lambda v: True)
+    st.toggle(label, key=key, **kw)
+    return bool(_keep(key, lambda v: "1" if v else "0"))

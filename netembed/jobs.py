@@ -1,0 +1,139 @@
+"""Background jobs: one long computation (train_zoo, train_embedder, run_sweep) on its own thread.
+
+The dashboard must not train on its script thread: a widget click stops a running script,
+and the user should be free to change pages while a zoo trains. A `Job` runs the work on
+a daemon thread, records every progress report, turns a cancel request into the
+`progress(...) -> False` answer the core's training loops understand, and keeps the
+result (also of a cancelled run: the loops return what was done) or the error message.
+
+Nothing here knows about streamlit; the app keeps one Job per user in its session state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Errors the user can act on: shown as their message alone. Anything else is a bug and keeps its type.
+USER_ERRORS = ("ConfigError", "FamilyError", "RunError", "NoExactSections", "ResourceError")
+
+
+@dataclass
+class Report:
+    """One progress report: the step reached and the numbers worth plotting (loss, R^2, ...)."""
+
+    step: int
+    values: dict[str, float]
+    at: float  # seconds since the job started
+
+
+@dataclass
+class Job:
+    """A computation running on a thread: `work(report)` -> result, where `report(step, **values)`
+    returns False once a cancel was asked for (pass that straight back to the core's loop)."""
+
+    name: str
+    total: int  # steps expected, for the progress fraction
+    work: Callable[[Callable[..., bool]], Any]
+    threads: int = 1  # torch threads inside the job: the server shares the machine's cores
+    reports: list[Report] = field(default_factory=list)
+    result: Any = None
+    error: str | None = None
+    detail: str | None = None  # traceback of an unexpected error, for logs
+    state: str = "new"  # new -> running -> done | cancelled | failed
+    started: float = 0.0
+    finished: float = 0.0
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self) -> "Job":
+        self.state, self.started = "running", time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name=f"netembed-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import torch
+
+        # Per-thread setting: with OpenMP each thread holds its own count, so this leaves the server alone.
+        torch.set_num_threads(self.threads)
+        try:
+            result = self.work(self._report)
+            with self._lock:
+                self.result = result
+                self.state = "cancelled" if self._cancel.is_set() else "done"
+        except Exception as e:  # noqa: BLE001 - the job must always end in a state the UI can show
+            with self._lock:
+                self.error = str(e) if type(e).__name__ in USER_ERRORS else f"{type(e).__name__}: {e}"
+                self.detail = traceback.format_exc()
+                self.state = "failed"
+        finally:
+            self.finished = time.perf_counter()
+
+    def _report(self, step: int, **values: float) -> bool:
+        with self._lock:
+            self.reports.append(Report(int(step), {k: float(v) for k, v in values.items()},
+                                       time.perf_counter() - self.started))  # fmt: skip
+        return not self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next progress report; it keeps what it has done."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (for tests and scripts); True if it ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def cancelling(self) -> bool:
+        return self.running and self._cancel.is_set()
+
+    @property
+    def step(self) -> int:
+        return self.reports[-1].step if self.reports else 0
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 1.0
+
+    @property
+    def seconds(self) -> float:
+        end = self.finished if not self.running else time.perf_counter()
+        return end - self.started if self.started else 0.0
+
+    def history(self) -> tuple[list[int], dict[str, list[float]]]:
+        """Steps and each reported value as lists, for a live chart (a copy: safe while running)."""
+        with self._lock:
+            reports = list(self.reports)
+        keys = sorted({k for r in reports for k in r.values})
+        return [r.step for r in reports], {k: [r.values.get(k, float("nan")) for r in reports] for k in keys}
+
+
+# ---------------------------------------------------------------- the core's long computations as jobs
+
+
+def zoo_job(family, config, device: str = "cpu") -> Job:
+    """Train a zoo on a thread; reports the median (and worst finite) training loss of the models."""
+    import numpy as np
+
+    from .zoo import train_zoo
+
+    def work(report):
+        def progress(step, losses):
+            finite = losses[np.isfinite(losses)]
+            median = float(np.median(finite)) if finite.size else float("nan")
+            return report(step, median_loss=median, worst_loss=float(finite.max()) if finite.size else median)
+
+        return train_zoo(family, config, progress=progress, device=device).to("cpu")
+
+    return Job(name="zoo", total=config.steps, work=work)

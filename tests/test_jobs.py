@@ -1,0 +1,40 @@
+"""Background jobs: progress reports, cancel keeps the partial result, errors become messages."""
+
+import numpy as np
+
+from netembed.config import ConfigError, ZooConfig
+from netembed.jobs import Job, zoo_job
+
+
+def test_zoo_job_reports_progress_and_keeps_the_zoo(tiny_family):
+    job = zoo_job(tiny_family, ZooConfig(models_per_function=2, width=8, steps=40, batch_size=32)).start()
+    assert job.wait(60) and job.state == "done"
+    steps, series = job.history()
+    assert steps[-1] == 40 and job.fraction == 1.0
+    assert set(series) == {"median_loss", "worst_loss"}
+    assert job.result.n_models == 2 * tiny_family.n_functions and job.result.steps_done == 40
+    assert np.all(np.asarray(series["worst_loss"]) >= np.asarray(series["median_loss"]))
+
+
+def test_cancel_keeps_what_was_done(tiny_family):
+    job = zoo_job(tiny_family, ZooConfig(models_per_function=2, width=8, steps=100_000, batch_size=32))
+    job.start()
+    while job.step == 0:
+        job.wait(0.01)
+    job.cancel()
+    assert job.wait(60) and job.state == "cancelled"
+    assert 0 < job.result.steps_done < 100_000
+    assert job.result.loss_curves.shape[1] == len(job.reports)
+
+
+def test_errors_become_messages():
+    def bad_setting(report):
+        raise ConfigError("width must be in 1..4096, got 0")
+
+    def bug(report):
+        raise KeyError("x")
+
+    a, b = Job("a", 1, bad_setting).start(), Job("b", 1, bug).start()
+    assert a.wait(10) and b.wait(10)
+    assert a.state == "failed" and a.error == "width must be in 1..4096, got 0" and a.result is None
+    assert b.error == "KeyError: 'x'" and "Traceback" in b.detail

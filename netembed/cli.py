@@ -8,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
 from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig
-from .family import FamilyError, make_family
-from .store import Run, RunError, load_run, save_run
-
-
-class CliError(Exception):
-    """A problem worth one line on stderr and a non-zero exit, not a traceback."""
+from .family import make_family
+from .store import Run, load_run, save_run
 
 
 def add_family_flags(p: argparse.ArgumentParser) -> None:
@@ -98,6 +95,7 @@ def train_zoo_run(a):
         zoo = train_zoo(family, config, progress=bar, device=check_device(a.device))
     finally:
         bar.close()
+    warn_divergence(zoo)
     return family, zoo.to("cpu")
 
 
@@ -243,6 +241,7 @@ def cmd_run(a) -> None:
                            family=family, zoo=zoo)  # fmt: skip
     finally:
         bars.close()
+    warn_divergence(run.zoo)
     out = save_run(run, a.out)
     (Path(out) / "report.json").write_text(json.dumps(run.report, indent=1, allow_nan=False))
     print_report(run.report)
@@ -294,8 +293,8 @@ def cmd_sweep(a) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="python -m netembed", formatter_class=fmt,
-                                     description="Network embeddings from input-gradients, headless.")  # fmt: skip
+    parser = OneLineParser(prog="python -m netembed", formatter_class=fmt,
+                           description="Network embeddings from input-gradients, headless.")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("zoo", help="train and save a zoo of MLPs", formatter_class=fmt)
@@ -328,14 +327,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------- checks before work; errors as one line
+
+
+def preflight(a) -> None:
+    """Build every config the command will use and check the job against the resource limits,
+    before any training or writing, so a bad flag or an oversized job costs nothing."""
+    from dataclasses import replace
+
+    from .limits import check_pipeline
+
+    if not hasattr(a, "functions"):
+        return  # inspect: nothing to build
+    family, zoo = built("family", lambda: family_config(a)), built("zoo", lambda: zoo_config(a))
+    clozes = []
+    if hasattr(a, "bottleneck"):
+        base = built("embedder", lambda: cloze_config(a))
+        clozes = [base]
+        if hasattr(a, "mask_ratios"):
+            ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
+            bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")
+            clozes = [built("sweep", lambda: replace(base, mask_ratio=r, bottleneck=b))
+                      for r in ratios for b in bottlenecks]  # fmt: skip
+    if getattr(a, "from_zoo", None) is None:
+        check_pipeline(family.n_functions, zoo, clozes)
+    else:  # the zoo is loaded, not trained: only the embedders count
+        check_pipeline(1, replace(zoo, models_per_function=2, steps=0), clozes)
+
+
 def main(argv=None) -> int:
+    """Run a command; any failure is one line on stderr and a non-zero exit, never a traceback."""
     args = build_parser().parse_args(argv)
     try:
+        preflight(args)
         args.fn(args)
-    except (ConfigError, FamilyError, RunError, CliError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        return exit_status(e)  # NETEMBED_TRACEBACK=1 re-raises an unexpected one
     return 0

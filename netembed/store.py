@@ -343,7 +343,8 @@ def _load(folder: Path) -> Run:
     present = {p.name for p in folder.iterdir()}
     strangers = sorted(present - ALLOWED_FILES)
     if strangers:
-        raise RunError(f"{folder}: refusing unexpected file(s) {', '.join(strangers)}; "
+        more = f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
+        raise RunError(f"{folder}: refusing unexpected file(s) {', '.join(strangers[:5])}{more}; "
                        "a run holds only safetensors and JSON files")  # fmt: skip
     meta = _read_json(folder, "meta.json", None)
     if meta.get("format_version") != FORMAT_VERSION:

@@ -1,0 +1,54 @@
+"""Divergence of zoo training: which models blew up, and when a whole zoo is unusable.
+
+Every model trains on its own loss (zoo.py), so a model whose loss blew up or became
+NaN/Inf is flagged `failed` (its fit error is far over `fail_mse`) without touching the others, and the embedder trains only on models that
+did not fail. A zoo in which *every* model diverged holds nothing to study: that is the
+learning rate's fault, reported as a bad setting rather than saved as a run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import ConfigError
+from .zoo import Zoo
+
+
+class DivergenceError(ConfigError):
+    """Every model of the zoo diverged: the learning rate (or the scale of the task) is too large."""
+
+
+BLOW_UP = 2.0  # a final training loss this many times the first one means the model got worse, not better
+
+
+def diverged(zoo: Zoo) -> np.ndarray:
+    """(n,) bool: models whose weights or fit error hold NaN/Inf, or whose training loss blew up.
+
+    With Adam a too-large learning rate rarely gives NaN on this task: the loss climbs from
+    ~0.3 to hundreds and stays there. Ending training worse than the random init is divergence.
+    """
+    finite = np.isfinite(zoo.fit_mse)
+    for w, b in zoo.layers:
+        finite &= np.isfinite(w.detach().cpu().numpy()).all((1, 2)) & np.isfinite(b.detach().cpu().numpy()).all((1, 2))
+    curves = zoo.loss_curves
+    blew_up = ~(curves[:, -1] <= BLOW_UP * curves[:, 0]) if curves.shape[1] >= 2 else np.zeros(len(finite), bool)
+    return ~finite | blew_up
+
+
+def divergence_note(zoo: Zoo) -> str | None:
+    """One line for the user when some models diverged, else None."""
+    bad = int(diverged(zoo).sum())
+    if not bad:
+        return None
+    return (f"{bad} of {zoo.n_models} models diverged (loss blew up or became NaN/Inf) at lr {zoo.config.lr:g}; "
+            "they are flagged failed and left out of the embedder")  # fmt: skip
+
+
+def check_not_all_diverged(zoo: Zoo) -> None:
+    """Raise DivergenceError naming the learning rate when no model survived training."""
+    if zoo.n_models and diverged(zoo).all():
+        raise DivergenceError(
+            f"lr {zoo.config.lr:g} made training diverge: the loss of all {zoo.n_models} models blew up or "
+            "became NaN/Inf; "
+            f"lower lr (the default is 0.01)"
+        )

@@ -237,7 +237,7 @@ def cmd_run(a) -> None:
     bars = StageBars()
     try:
         run = run_pipeline(family_config(a), zoo_config(a), cloze_config(a), device=check_device(a.device),
-                           progress=bars, projections=("pca",) if a.no_umap else ("pca", "umap"),
+                           progress=bars, projections=("pca", "umap") if a.umap else ("pca",),
                            family=family, zoo=zoo)  # fmt: skip
     finally:
         bars.close()
@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_family_flags(p)
     add_zoo_flags(p)
     add_cloze_flags(p)
-    p.add_argument("--no-umap", action="store_true", help="skip the UMAP projection (its first use compiles for ~30 s)")
+    p.add_argument("--umap", action="store_true", help="add the UMAP projection (its first use in a process "
+                   "compiles for 20-60 s; without it the app computes UMAP when it first shows the run)")  # fmt: skip
     p.add_argument("--out", required=True, help="run folder to write (with report.json)")
     p.set_defaults(fn=cmd_run)
 

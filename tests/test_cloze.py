@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+import torch
+
+from netembed.cloze import (
+    Embedder,
+    GradientSource,
+    cloze_examples,
+    draw_inputs,
+    embed,
+    make_mask,
+    train_embedder,
+)
+from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
+from netembed.family import make_family
+from netembed.gradients import input_gradients, line_sections
+from netembed.store import Run, load_run, save_run
+from netembed.zoo import train_zoo
+
+SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_inputs=24, models_per_batch=8)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_zoo):
+    return train_embedder(tiny_zoo, ClozeConfig(steps=150, **SMALL))
+
+
+def test_section_masking_hides_whole_sections_and_keeps_some_visible():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 7, (50, 40), generator=g)  # (B, N) section of each sample
+    masked = make_mask(ids, 0.5, g)
+    for row_ids, row_mask in zip(ids, masked):
+        for s in row_ids.unique():
+            assert row_mask[row_ids == s].all() or not row_mask[row_ids == s].any(), "a section was split"
+        present = len(row_ids.unique())
+        hidden = len(row_ids[row_mask].unique())
+        assert 1 <= hidden <= max(1, present - 1)
+        assert hidden == max(1, min(round(0.5 * present), present - 1))
+
+
+def test_section_ids_match_the_exact_line_sections(tiny_zoo):
+    source = GradientSource(tiny_zoo, "section")
+    x = draw_inputs(200, torch.Generator().manual_seed(1))
+    ids = torch.arange(tiny_zoo.n_models)
+    reference = line_sections(tiny_zoo).section_index(x.double().numpy())  # numpy searchsorted per model
+    np.testing.assert_array_equal(source.section_ids(ids, x).numpy(), reference)
+    np.testing.assert_allclose(source.gradients(ids, x).numpy(), input_gradients(tiny_zoo, x.numpy()), atol=1e-6)
+
+
+def test_masked_gradients_never_reach_the_encoder(trained, tiny_zoo):
+    source = GradientSource(tiny_zoo, "section")
+    g = torch.Generator().manual_seed(2)
+    x = draw_inputs(30, g)
+    ids = torch.arange(tiny_zoo.n_models)
+    true = source.gradients(ids, x)
+    masked = make_mask(source.section_ids(ids, x), 0.5, g)
+    garbage = torch.where(masked, torch.randn(true.shape, generator=g) * 100, true)
+    with torch.no_grad():
+        a, b = trained.encode(x, true, masked), trained.encode(x, garbage, masked)
+    assert masked.any()
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # ...while a visible gradient does reach it
+    visible_changed = torch.where(~masked, true + 1.0, true)
+    with torch.no_grad():
+        assert not torch.allclose(a, trained.encode(x, visible_changed, masked))
+
+
+def test_encoder_is_permutation_invariant_and_takes_any_number_of_inputs(trained, tiny_zoo):
+    source = GradientSource(tiny_zoo, "sample")
+    g = torch.Generator().manual_seed(3)
+    ids = torch.arange(tiny_zoo.n_models)
+    x = draw_inputs(50, g)
+    true = source.gradients(ids, x)
+    masked = make_mask(source.section_ids(ids, x), 0.3, g)
+    perm = torch.randperm(50, generator=g)
+    with torch.no_grad():
+        a = trained.encode(x, true, masked)
+        b = trained.encode(x[perm], true[:, perm], masked[:, perm])
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    z = embed(trained, tiny_zoo, n_inputs=500)  # 20x the training inputs
+    assert z.shape == (tiny_zoo.n_models, trained.config.bottleneck) and np.isfinite(z).all()
+
+
+def test_training_learns_and_records_its_curves(trained):
+    assert trained.steps_done_ == 150
+    assert len(trained.loss_curve_) == len(trained.log_steps_) == len(trained.r2_curve_) > 10
+    assert trained.loss_curve_[-10:].mean() < trained.loss_curve_[:5].mean()
+    assert trained.r2_curve_[-1] > trained.r2_curve_[0] + 0.05  # R^2 on a fixed held-out batch rises
+    assert np.isfinite(trained.cloze_r2_) and trained.seconds_ > 0
+    assert "bottleneck 4" in trained.describe()
+
+
+def test_training_is_seeded(tiny_zoo):
+    a = train_embedder(tiny_zoo, ClozeConfig(steps=5, **SMALL))
+    b = train_embedder(tiny_zoo, ClozeConfig(steps=5, **SMALL))
+    np.testing.assert_array_equal(embed(a, tiny_zoo), embed(b, tiny_zoo))
+
+
+def test_progress_false_stops_early_and_keeps_what_was_learned(tiny_zoo):
+    seen = []
+
+    def stop(step, loss, r2):
+        seen.append((step, loss, r2))
+        return False
+
+    emb = train_embedder(tiny_zoo, ClozeConfig(steps=100, **SMALL), progress=stop)
+    assert emb.steps_done_ == seen[0][0] < 100 and len(emb.loss_curve_) == 1
+    assert isinstance(seen[0][1], float)
+
+
+def test_state_round_trips_through_a_run_folder(tmp_path, trained, tiny_family, tiny_zoo):
+    trained.embeddings_ = embed(trained, tiny_zoo)
+    save_run(Run(family=tiny_family, zoo=tiny_zoo, embedder=trained), tmp_path / "r")
+    loaded = load_run(tmp_path / "r").embedder
+    assert loaded.config == trained.config and loaded.mask_unit_ == trained.mask_unit_
+    np.testing.assert_allclose(loaded.embeddings_, trained.embeddings_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(loaded.loss_curve_, trained.loss_curve_)
+    np.testing.assert_array_equal(embed(loaded, tiny_zoo), embed(trained, tiny_zoo))
+    assert loaded.cloze_r2_ == pytest.approx(trained.cloze_r2_)
+
+
+def test_from_state_refuses_weights_of_another_shape(trained):
+    tensors, meta = trained.to_state()
+    meta = {**meta, "config": {**meta["config"], "d_model": 32}}
+    with pytest.raises(ValueError, match="do not match"):
+        Embedder.from_state(tensors, meta)
+
+
+def test_cloze_examples_show_masked_truth_and_predictions(trained, tiny_zoo):
+    examples = cloze_examples(trained, tiny_zoo, [0, 5], seed=1)
+    assert [e["model"] for e in examples] == [0, 5]
+    for e in examples:
+        n = trained.config.n_inputs
+        assert e["x"].shape == e["gradient"].shape == e["masked"].shape == e["predicted"].shape == (n,)
+        assert np.all(np.diff(e["x"]) >= 0) and e["masked"].dtype == bool and e["masked"].any()
+
+
+def test_smooth_activation_falls_back_to_sample_masking_with_a_note():
+    family = make_family(FamilyConfig(n_functions=2, seed=3))
+    zoo = train_zoo(family, ZooConfig(models_per_function=3, width=8, activation="tanh", steps=20))
+    emb = train_embedder(zoo, ClozeConfig(steps=3, **SMALL))
+    assert emb.mask_unit_ == "sample" and "per-sample" in emb.notes_[0]

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from netembed.cli import main
+from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
+from netembed.pipeline import embeddings, projection, run_pipeline, run_sweep
+from netembed.store import load_run
+
+TINY = ["--functions", "3", "--models-per-function", "5", "--width", "8", "--steps", "60", "--batch-size", "64",
+        "--embed-steps", "8", "--d-model", "16", "--layers", "1", "--n-inputs", "16"]  # fmt: skip
+PROBE_KEYS = ("linear_accuracy", "knn_accuracy", "nmi")
+DESCRIPTIONS = ("cloze", "raw_gradients", "outputs", "weights", "weight_stats", "supervised")
+
+
+def test_run_command_writes_a_report_with_every_key(tmp_path, capsys):
+    assert main(["run", *TINY, "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert set(report["config"]) >= {"family", "zoo", "cloze"}
+    assert report["config"]["cloze"]["steps"] == 8 and report["config"]["family"]["n_functions"] == 3
+    assert {"fit_mse_median", "n_failed"} <= set(report["zoo"])
+    assert "cloze_r2" in report["embedder"]
+    for name in DESCRIPTIONS:
+        for key in PROBE_KEYS:
+            value = report["probes"][name][key]
+            assert value is None or 0.0 <= value <= 1.0, (name, key, value)
+    assert {"family", "zoo", "embedder", "probes_and_baselines", "projections", "total"} <= set(report["seconds"])
+    run = load_run(tmp_path / "r")
+    assert run.report == report
+    assert embeddings(run).shape == (15, 4) and projection(run, "pca").shape == (15, 2)
+    assert "cloze" in capsys.readouterr().out
+
+
+def test_run_command_rejects_bad_settings_in_one_line(tmp_path, capsys):
+    assert main(["run", *TINY, "--mask-ratio", "1.5", "--out", str(tmp_path / "r")]) == 2
+    assert "mask_ratio" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_probe_on_the_cloze_embedding_beats_chance_widely_on_clearly_different_functions():
+    # Three functions whose derivatives differ a lot; the embedder never sees a label.
+    run = run_pipeline(
+        FamilyConfig(n_functions=3, degree_min=2, degree_max=4, min_derivative_distance=2.0, seed=4),
+        ZooConfig(models_per_function=8, width=16, steps=300, batch_size=128, train_fraction=0.5, seed=4),
+        ClozeConfig(steps=200, d_model=32, n_heads=2, n_layers=1, n_inputs=32, models_per_batch=12, lr=4e-3),
+        projections=("pca",),
+    )
+    cloze = run.report["probes"]["cloze"]
+    assert cloze["chance"] == pytest.approx(1 / 3)
+    assert cloze["linear_accuracy"] >= 0.75 and cloze["knn_accuracy"] >= 0.75  # 12 held-out models
+    inv = run.report["invariance"]
+    assert inv["embedding_max_change_relative"] < 1e-3 < inv["weights_relative_change"]
+
+
+def test_sweep_trains_one_embedder_per_pair(tiny_zoo, tiny_family):
+    seen = []
+    base = ClozeConfig(steps=4, d_model=16, n_heads=2, n_layers=1, n_inputs=16)
+    rows = run_sweep(tiny_zoo, tiny_family, [0.25, 0.5], [2, 3], base, progress=lambda s, f, i: seen.append(f))
+    assert [(r["mask_ratio"], r["bottleneck"]) for r in rows] == [(0.25, 2), (0.25, 3), (0.5, 2), (0.5, 3)]
+    assert all({"linear_accuracy", "knn_accuracy", "nmi", "cloze_r2"} <= set(r) for r in rows)
+    assert seen[-1] == 1.0 and np.all(np.diff(seen) >= 0)
+
+
+def test_sweep_command_prints_a_table(tmp_path, capsys):
+    args = ["sweep", *TINY, "--mask-ratios", "0.5", "--bottlenecks", "2,3", "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "linear_accuracy" in out and len(json.loads((tmp_path / "s" / "sweep.json").read_text())["rows"]) == 2

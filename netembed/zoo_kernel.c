@@ -27,7 +27,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#define S 32 /* samples per block */
+#define S 16 /* samples per block */
 
 /* A row of W floats is NV vectors of VL lanes (GCC vector extensions, so no intrinsics). */
 #if W % 16 == 0
@@ -57,8 +57,25 @@ static inline float act(float z) { return z <= 0.0f ? 0.0f : z; }
 #endif
 static inline float gate(float h) { return h > 0.0f ? 1.0f : SLOPE; }
 
-/* out[r] = b + a[r] @ m for `rows` rows: a (rows, W), m (W, W), b (W,) or NULL. */
-static void rows_times(const float *a, const float *m, const float *b, float *out, int rows) {
+/* The same on whole vectors (comparisons give lane masks), for the matmul epilogues. */
+#if VL > 1
+typedef int ivec __attribute__((vector_size(VL * sizeof(float))));
+static inline vec blend(ivec mask, vec yes, vec no) { return (vec)(((ivec)yes & mask) | ((ivec)no & ~mask)); }
+#ifdef LEAKY
+static inline vec act_v(vec z) { return blend(z > 0.0f, z, SLOPE * z); }
+#else
+static inline vec act_v(vec z) { return blend(z <= 0.0f, (vec){0}, z); } /* NaN stays NaN, like torch */
+#endif
+static inline vec gate_v(vec h, vec g) { return blend(h > 0.0f, g, SLOPE * g); }
+#else
+static inline vec act_v(vec z) { return act(z); }
+static inline vec gate_v(vec h, vec g) { return gate(h) * g; }
+#endif
+enum epilogue { ACT, GATE }; /* out = act(a m + b), or out = gate(h) * (a m) */
+
+/* For `rows` rows: out = act(a @ m + b) (ACT), or out = gate(h) * (a @ m) (GATE); a, h, out (rows, W), m (W, W). */
+static inline void rows_times(const float *a, const float *m, const float *b, const float *h, enum epilogue ep,
+                              float *out, int rows) {
     for (int r = 0; r < rows; r += R) {
         int nq = rows - r < R ? rows - r : R;
         vec acc[R][NV];
@@ -82,8 +99,19 @@ static void rows_times(const float *a, const float *m, const float *b, float *ou
             }
         }
         for (int q = 0; q < nq; q++)
-            for (int v = 0; v < NV; v++) ((vec *)(out + (r + q) * W))[v] = acc[q][v];
+            for (int v = 0; v < NV; v++)
+                ((vec *)(out + (r + q) * W))[v] =
+                    ep == ACT ? act_v(acc[q][v]) : gate_v(((const vec *)(h + (r + q) * W))[v], acc[q][v]);
     }
+}
+
+/* g += sum_s c[s] * d[s] over rows s of d (rows, W); c (rows,), or NULL for all ones (a bias gradient). */
+static inline void add_rows(const float *c, const float *d, float *g, int rows) {
+    vec acc[NV];
+    for (int v = 0; v < NV; v++) acc[v] = ((vec *)g)[v];
+    for (int s = 0; s < rows; s++)
+        for (int v = 0; v < NV; v++) acc[v] += (c ? c[s] : 1.0f) * ((const vec *)(d + s * W))[v];
+    for (int v = 0; v < NV; v++) ((vec *)g)[v] = acc[v];
 }
 
 /* g[k] += sum_s a[s, k] * d[s] for every k: the weight gradient a^T d, a and d (rows, W). */
@@ -105,15 +133,31 @@ static void add_outer(const float *a, const float *d, float *g, int rows) {
     }
 }
 
-/* a . b for rows of W, summed lane-wise then as a tree: a fixed order, vectorised. */
+/* a . b for rows of W: lane-wise products, then halves added as a tree (a fixed order). */
+typedef float v2 __attribute__((vector_size(8), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+#define HALVES(big, small, x) ({ small lo_, hi_; memcpy(&lo_, &(x), sizeof lo_); \
+                                 memcpy(&hi_, (const char *)&(x) + sizeof lo_, sizeof hi_); lo_ + hi_; })
 static inline float dot(const float *a, const float *b) {
     vec acc = ((const vec *)a)[0] * ((const vec *)b)[0];
     for (int v = 1; v < NV; v++) acc += ((const vec *)a)[v] * ((const vec *)b)[v];
-    float lanes[VL];
-    memcpy(lanes, &acc, sizeof lanes);
-    for (int half = VL / 2; half > 0; half /= 2)
-        for (int e = 0; e < half; e++) lanes[e] += lanes[e + half];
-    return lanes[0];
+#if VL == 1
+    return acc;
+#else
+#if VL == 16
+    v8 a8 = HALVES(vec, v8, acc);
+#elif VL == 8
+    v8 a8 = acc;
+#endif
+#if VL >= 8
+    v4 a4 = HALVES(v8, v4, a8);
+#else
+    v4 a4 = acc;
+#endif
+    v2 a2 = HALVES(v4, v2, a4);
+    return a2[0] + a2[1];
+#endif
 }
 
 /* Per-model parameter sizes, layer by layer: w0 (W), b0 (W), [w (W*W), b (W)] * (depth-1), wL (W), bL (1). */
@@ -161,41 +205,32 @@ static void model_step(int i, int batch, int depth, const float *x, const float 
         /* forward: h[0] = act(x w0 + b0), h[l] = act(h[l-1] w_l + b_l) */
         for (int s = 0; s < ns; s++)
             for (int j = 0; j < W; j++) h[s * W + j] = act(xs[s] * w[0][j] + b[0][j]);
-        for (int l = 1; l < depth; l++) {
-            float *hl = h + (size_t)l * S * W;
-            rows_times(hl - S * W, w[l], b[l], hl, ns);
-            for (int e = 0; e < ns * W; e++) hl[e] = act(hl[e]);
-        }
+        for (int l = 1; l < depth; l++)
+            rows_times(h + (size_t)(l - 1) * S * W, w[l], b[l], NULL, ACT, h + (size_t)l * S * W, ns);
         /* output, loss, and the gradient flowing into the last hidden layer */
         const float *top = h + (size_t)(depth - 1) * S * W;
+        float gys[S];
         for (int s = 0; s < ns; s++) {
             float y = b[depth][0] + dot(top + s * W, w[depth]);
             float r = y - ti[s0 + s];
             sq += r * r;
-            float gy = r * (2.0f / batch); /* d mean(r^2) / dy */
-            gb[depth][0] += gy;
-            for (int j = 0; j < W; j++) {
-                gw[depth][j] += gy * top[s * W + j];
-                d[s * W + j] = gate(top[s * W + j]) * (gy * w[depth][j]);
-            }
+            gys[s] = r * (2.0f / batch); /* d mean(r^2) / dy */
+            gb[depth][0] += gys[s];
+            for (int j = 0; j < W; j++) d[s * W + j] = gate(top[s * W + j]) * (gys[s] * w[depth][j]);
         }
+        add_rows(gys, top, gw[depth], ns);
         /* backward through the hidden layers: grad w_l += h[l-1]^T d, d <- gate * (d w_l^T) */
         for (int l = depth - 1; l >= 1; l--) {
             const float *hp = h + (size_t)(l - 1) * S * W;
             add_outer(hp, d, gw[l], ns);
-            for (int s = 0; s < ns; s++)
-                for (int j = 0; j < W; j++) gb[l][j] += d[s * W + j];
-            rows_times(d, wt + (size_t)(l - 1) * W * W, NULL, dn, ns);
-            for (int e = 0; e < ns * W; e++) dn[e] *= gate(hp[e]);
+            add_rows(NULL, d, gb[l], ns);
+            rows_times(d, wt + (size_t)(l - 1) * W * W, NULL, hp, GATE, dn, ns);
             float *swap = d;
             d = dn;
             dn = swap;
         }
-        for (int s = 0; s < ns; s++)
-            for (int j = 0; j < W; j++) {
-                gw[0][j] += xs[s] * d[s * W + j];
-                gb[0][j] += d[s * W + j];
-            }
+        add_rows(xs, d, gw[0], ns);
+        add_rows(NULL, d, gb[0], ns);
     }
     loss[i] = sq / batch;
     for (int l = 0; l < nl; l++) {

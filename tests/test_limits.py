@@ -1,0 +1,105 @@
+"""Resource estimates: too-large jobs are refused up front with the estimate; limits come from the environment."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from netembed.config import ClozeConfig, ConfigError, ZooConfig
+from netembed.limits import (TORCH_WORKSPACE, Limits, ResourceError, check, check_pipeline, check_zoo, estimate_cloze,
+                             estimate_zoo, mlp_params)  # fmt: skip
+
+ROOMY = Limits(max_memory_bytes=2**40, max_seconds=1e9, gflops=10.0, max_run_file_bytes=2**30)
+
+
+def test_mlp_params_counts_weights_and_biases():
+    assert mlp_params(ZooConfig(width=32, depth=2)) == (32 + 32) + (32 * 32 + 32) + (32 + 1)
+    assert mlp_params(ZooConfig(width=5, depth=1)) == 5 + 5 + 5 + 1
+
+
+def test_zoo_estimate_grows_linearly_in_models_and_steps():
+    a, b = estimate_zoo(10, ZooConfig(models_per_function=100)), estimate_zoo(10, ZooConfig(models_per_function=200))
+    assert (b.memory_bytes - TORCH_WORKSPACE) == pytest.approx(2 * (a.memory_bytes - TORCH_WORKSPACE), rel=1e-6)
+    assert b.flops == pytest.approx(2 * a.flops)
+    assert estimate_zoo(10, ZooConfig(steps=3000)).flops == pytest.approx(2 * estimate_zoo(10, ZooConfig()).flops)
+
+
+def test_defaults_fit_this_machine():
+    check_pipeline(10, ZooConfig(), [ClozeConfig()])
+
+
+def test_too_much_memory_is_refused_with_the_estimate():
+    small = replace(ROOMY, max_memory_bytes=2**30)
+    with pytest.raises(ResourceError, match=r"zoo of 1000000 models .* needs about [\d.]+ GiB .* limit of 1.00 GiB"):
+        check_zoo(1000, ZooConfig(models_per_function=1000), small)
+    assert isinstance(ResourceError("x"), ConfigError)  # the app and the CLI report it like any bad setting
+
+
+def test_too_long_is_refused_with_the_estimate():
+    quick = replace(ROOMY, max_seconds=60.0)
+    with pytest.raises(ResourceError, match=r"about [\d.]+ h at 10 GFLOP/s, over the limit of 0.0166667 h"):
+        check_zoo(10, ZooConfig(steps=100_000), quick)
+    assert check_zoo(2, ZooConfig(models_per_function=2, steps=10), quick).flops > 0
+
+
+def test_a_sweep_adds_work_and_takes_the_largest_memory():
+    zoo = ZooConfig(models_per_function=10)
+    clozes = [ClozeConfig(bottleneck=b) for b in (2, 4, 8)]
+    one = check_pipeline(5, zoo, clozes[:1], ROOMY)
+    sweep = check_pipeline(5, zoo, clozes, ROOMY)
+    parts = [estimate_zoo(5, zoo)] + [estimate_cloze(50, c) for c in clozes]
+    assert sweep.flops == pytest.approx(sum(p.flops for p in parts))
+    assert sweep.memory_bytes == max(p.memory_bytes for p in parts)
+    assert sweep.flops > one.flops and "sweep" in sweep.what
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("NETEMBED_MAX_MEMORY_MB", "512")
+    monkeypatch.setenv("NETEMBED_MAX_HOURS", "0.5")
+    monkeypatch.setenv("NETEMBED_GFLOPS", "2")
+    limits = Limits.from_env()
+    assert (limits.max_memory_bytes, limits.max_seconds, limits.gflops) == (512 * 2**20, 1800.0, 2.0)
+    with pytest.raises(ResourceError, match="NETEMBED_MAX_MEMORY_MB"):
+        check_zoo(10, ZooConfig(models_per_function=1000))
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "0", "nan", "inf"])
+def test_bad_limit_settings_name_the_variable(monkeypatch, value):
+    monkeypatch.setenv("NETEMBED_MAX_HOURS", value)
+    with pytest.raises(ConfigError, match="NETEMBED_MAX_HOURS must be a positive number"):
+        Limits.from_env()
+
+
+def test_the_default_memory_limit_is_below_the_machines_memory():
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < Limits.from_env().max_memory_bytes < physical
+
+
+def test_the_zoo_estimate_is_an_upper_bound_of_the_measured_peak():
+    """Train a zoo in a fresh process; its peak resident memory must stay under the estimate, and near it."""
+    script = textwrap.dedent("""
+        import resource, torch
+        torch.set_num_threads(1)
+        from netembed.config import FamilyConfig, ZooConfig
+        from netembed.family import make_family
+        from netembed.zoo import train_zoo
+        from netembed.limits import estimate_zoo
+        rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        family = make_family(FamilyConfig(n_functions=5, min_derivative_distance=0.1))
+        zc = ZooConfig(models_per_function=60, width=32, steps=3, batch_size=512)
+        base = rss(); zoo = train_zoo(family, zc); peak = rss() - base
+        print(peak, estimate_zoo(5, zc).memory_bytes)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    peak, estimate = map(int, out.stdout.split())
+    assert peak < estimate < 3 * peak + TORCH_WORKSPACE
+
+
+def test_check_returns_the_estimate_when_it_fits():
+    e = estimate_zoo(2, ZooConfig(models_per_function=2))
+    assert check(e, ROOMY) is e and e.seconds(10.0) == e.flops / 1e10

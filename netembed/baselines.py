@@ -103,15 +103,15 @@ def permute_and_rescale(zoo: Zoo, rng: np.random.Generator) -> Zoo:
     """
     positive_homogeneous = zoo.config.activation in PIECEWISE_LINEAR
     layers = [(w.detach().clone(), b.detach().clone()) for w, b in zoo.layers]
+    n = zoo.n_models
     for layer in range(len(layers) - 1):  # every hidden layer
-        width = layers[layer][0].shape[2]
-        for m in range(zoo.n_models):
-            perm = torch.as_tensor(rng.permutation(width))
-            c = torch.as_tensor(rng.uniform(0.5, 2.0, width) if positive_homogeneous else np.ones(width),
-                                dtype=layers[layer][0].dtype)  # fmt: skip
-            w, b = layers[layer]
-            w[m] = w[m][:, perm] * c
-            b[m] = b[m][:, perm] * c
-            w_next = layers[layer + 1][0]
-            w_next[m] = w_next[m][perm, :] / c[:, None]
+        (w, b), (w_next, b_next) = layers[layer], layers[layer + 1]
+        width = w.shape[2]
+        perm = torch.as_tensor(np.argsort(rng.random((n, width)), 1))  # (n, width) a permutation per model
+        c = rng.uniform(0.5, 2.0, (n, width)) if positive_homogeneous else np.ones((n, width))
+        c = torch.as_tensor(c, dtype=w.dtype)
+        w = torch.gather(w, 2, perm[:, None, :].expand_as(w)) * c[:, None, :]  # (n, fan_in, width)
+        b = torch.gather(b, 2, perm[:, None, :]) * c[:, None, :]  # (n, 1, width)
+        w_next = torch.gather(w_next, 1, perm[:, :, None].expand_as(w_next)) / c[:, :, None]  # (n, width, fan_out)
+        layers[layer], layers[layer + 1] = (w, b), (w_next, b_next)
     return Zoo(**{**zoo.__dict__, "layers": layers})

@@ -60,7 +60,10 @@ def max_family_size(degree_max: int, min_distance: float) -> float:
     radius = degree_max**2
     if min_distance > 2 * radius:
         return 1
-    return (1 + 2 * radius / min_distance) ** degree_max
+    try:
+        return (1 + 2 * radius / min_distance) ** degree_max
+    except OverflowError:  # a vanishing distance: no limit worth stating
+        return math.inf
 
 
 def _check_variety(c: "FamilyConfig") -> None:

@@ -84,7 +84,8 @@ def _affine_at(layers, activation, mid: torch.Tensor, n_layers: int):
     z = mid[..., None] * w0 + b0  # (n, I, width)
     dz = w0.expand_as(z)  # dz/dx (n, I, width)
     for w, b in layers[1:n_layers]:
-        gate = (z > 0).to(z.dtype) if activation == "relu" else torch.where(z > 0, 1.0, LEAKY_SLOPE).to(z.dtype)
+        # the leaky gate is built in z's dtype: torch.where on Python scalars would round 0.01 to float32
+        gate = (z > 0).to(z.dtype) if activation == "relu" else torch.where(z > 0, 1.0, torch.full_like(z, LEAKY_SLOPE))
         z, dz = torch.baddbmm(b, z * gate, w), torch.bmm(dz * gate, w)
     return z, dz
 

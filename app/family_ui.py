@@ -39,7 +39,7 @@ def family_ui(base: FamilyConfig) -> FamilyConfig:
 
 def family_setting(base: FamilyConfig) -> FamilyConfig:
     """The family chosen on the Family page (or `base` where a setting was never touched)."""
-    degree = widgets.setting("fam_degree", (base.degree_min, base.degree_max))
+    degree = widgets.setting("fam_degree", (base.degree_min, base.degree_max), parse=widgets.parse_range)
     return FamilyConfig(
         n_functions=int(widgets.setting("fam_k", base.n_functions)),
         degree_min=degree[0],

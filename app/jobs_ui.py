@@ -20,7 +20,8 @@ def job_panel(kind: str, title: str) -> None:
     def panel():
         j = state.job(kind)
         if j.running:
-            text = "cancelling..." if j.cancelling else f"{title}: step {j.step} of {j.total}, {j.seconds:.0f} s"
+            where = f" ({j.stage})" if j.stage else ""
+            text = "cancelling..." if j.cancelling else f"{title}: step {j.step} of {j.total}{where}, {j.seconds:.0f} s"
             c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
             c1.progress(j.fraction, text=text)
             if c2.button("Cancel", key=f"cancel_{kind}", icon=":material/stop:", disabled=j.cancelling):
@@ -30,7 +31,7 @@ def job_panel(kind: str, title: str) -> None:
         elif j.state == "cancelled":
             st.warning(f"{title} cancelled at step {j.step} of {j.total} after {j.seconds:.1f} s; what was done is kept.")
         else:
-            st.success(f"{title} finished: {j.total} steps in {j.seconds:.1f} s.")
+            st.success(f"{title} finished: {j.step} steps in {j.seconds:.1f} s.")
         steps, series = j.history()
         if steps:
             st.plotly_chart(training_figure(steps, series, title=f"{title}: live training"), key=f"live_{kind}")

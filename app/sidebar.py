@@ -10,6 +10,7 @@ import zipfile
 import streamlit as st
 
 from app import state, widgets
+from netembed.archive import load_run_archive, run_archive
 from netembed.store import RunError, run_files, run_path, save_run
 
 UPLOAD_LIMIT_MB = 50  # a demo-sized run is a few MB; anything far bigger is not what this app is for
@@ -62,18 +63,23 @@ def jobs_panel() -> None:
     poll()
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
+def _download_bytes(run, choice: str) -> bytes:
+    """A zip of the run's files: read from its folder for saved runs, serialised for the run made now."""
+    if choice == state.DEMO:
+        return run_archive(state.DEMO_DIR)
+    if choice.startswith(state.SAVED):
+        return run_archive(run_path(state.runs_dir(), choice[len(state.SAVED):]))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
+        for name, data in run_files(run).items():
             z.writestr(name, data)
     return buf.getvalue()
 
 
 def save_and_load() -> None:
-    run = state.current_run()
+    run, choice = state.current_run(), state.choice()
     with st.expander("Save, download, load", icon=":material/save:"):
-        if run is not None and state.choice() == state.CURRENT:
+        if run is not None and choice == state.CURRENT:
             name = st.text_input("Run name", value="my-run", max_chars=64, key="save_name",
                                  help="letters, digits, '.', '_' or '-'")  # fmt: skip
             if st.button("Save to the runs folder", icon=":material/save:"):
@@ -83,6 +89,18 @@ def save_and_load() -> None:
                 except RunError as e:
                     st.error(str(e))
         if run is not None:
-            st.download_button("Download this run (.zip)", data=lambda: _zip(run_files(run)),
+            st.download_button("Download this run (.zip)", data=lambda: _download_bytes(run, choice),
                                file_name=f"netembed-{state.run_key().replace(':', '-').replace('#', '-')}.zip",
                                mime="application/zip", on_click="ignore", icon=":material/download:")  # fmt: skip
+        upload = st.file_uploader("Load a run (.zip)", type=["zip"], key="upload", max_upload_size=UPLOAD_LIMIT_MB,
+                                  help=f"a run folder zipped, as downloaded here; at most {UPLOAD_LIMIT_MB} MB")  # fmt: skip
+        if upload is not None and st.session_state.get("upload_done") != upload.file_id:
+            st.session_state["upload_done"] = upload.file_id  # load each upload once, not on every rerun
+            try:
+                loaded = load_run_archive(upload.getvalue(), max_bytes=UPLOAD_LIMIT_MB * 2**20)
+            except RunError as e:
+                st.error(f"Could not load {upload.name}: {e}")
+            else:
+                loaded.meta["uploaded_from"] = upload.name
+                state.set_made(loaded)
+                st.rerun()

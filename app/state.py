@@ -160,6 +160,14 @@ def collect_finished() -> bool:
     return bool(done)
 
 
-def sweeps() -> dict:
-    """Sweep results of this session, by run key."""
-    return _session()["sweeps"]
+def sweep_rows(key: str) -> list | None:
+    """Sweep rows this session made for the run with this key."""
+    return _session()["sweeps"].get(key)
+
+
+def keep_sweep(key: str, rows: list) -> None:
+    """Keep a sweep's rows; on the run made now they also join its report, so saving keeps them."""
+    s = _session()
+    s["sweeps"][key] = rows
+    if key == f"current#{s['serial']}" and s["made"] is not None:
+        s["made"].report = {**(s["made"].report or {}), "sweep": rows}

@@ -49,10 +49,18 @@ def _keep(key: str, to_url: Callable[[Any], str] = str):
     return value
 
 
-def setting(key: str, default):
-    """A setting's current value without drawing its widget (e.g. another page's setting)."""
+def setting(key: str, default, parse: Callable[[str], Any] | None = None):
+    """A setting's current value without drawing its widget (e.g. another page's setting, or one in a link)."""
     value = _settings().get(key)
+    if value is None:
+        value = _from_url(key, parse or type(default), lambda v: True)
     return default if value is None else value
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """'3-4' -> (3, 4); '3' -> (3, 3)."""
+    a, _, b = text.partition("-")
+    return int(a), int(b or a)
 
 
 def put(key: str, value) -> None:
@@ -86,11 +94,7 @@ def slider(label: str, key: str, default, lo, hi, step=None, **kw):
 
 
 def range_slider(label: str, key: str, default: tuple[int, int], lo: int, hi: int, **kw) -> tuple[int, int]:
-    def parse(text: str) -> tuple[int, int]:
-        a, _, b = text.partition("-")
-        return int(a), int(b or a)
-
-    _seed(key, tuple(default), parse, lambda v: lo <= v[0] <= v[1] <= hi)
+    _seed(key, tuple(default), parse_range, lambda v: lo <= v[0] <= v[1] <= hi)
     st.slider(label, min_value=lo, max_value=hi, key=key, **kw)
     return tuple(_keep(key, lambda v: f"{v[0]}-{v[1]}"))
 

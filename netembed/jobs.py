@@ -44,11 +44,14 @@ class Job:
     error: str | None = None
     detail: str | None = None  # traceback of an unexpected error, for logs
     state: str = "new"  # new -> running -> done | cancelled | failed
+    stage: str = ""  # what the work is doing now, when it has several parts (e.g. "probes")
     started: float = 0.0
     finished: float = 0.0
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _step: int = 0
+    _fraction: float | None = None
 
     def start(self) -> "Job":
         self.state, self.started = "running", time.perf_counter()
@@ -74,10 +77,17 @@ class Job:
         finally:
             self.finished = time.perf_counter()
 
-    def _report(self, step: int, **values: float) -> bool:
+    def _report(self, step: int, fraction: float | None = None, stage: str | None = None, **values: float) -> bool:
+        """Record progress; `values` (loss, r2, ...) join the history only when given. False = please stop."""
         with self._lock:
-            self.reports.append(Report(int(step), {k: float(v) for k, v in values.items()},
-                                       time.perf_counter() - self.started))  # fmt: skip
+            self._step = int(step)
+            if fraction is not None:
+                self._fraction = float(fraction)
+            if stage is not None:
+                self.stage = stage
+            if values:
+                at = time.perf_counter() - self.started
+                self.reports.append(Report(int(step), {k: float(v) for k, v in values.items()}, at))
         return not self._cancel.is_set()
 
     def cancel(self) -> None:
@@ -100,10 +110,13 @@ class Job:
 
     @property
     def step(self) -> int:
-        return self.reports[-1].step if self.reports else 0
+        return self._step
 
     @property
     def fraction(self) -> float:
+        """Share of the work done: as reported, else step / total."""
+        if self._fraction is not None:
+            return min(1.0, max(0.0, self._fraction))
         return min(1.0, self.step / self.total) if self.total else 1.0
 
     @property
@@ -137,3 +150,42 @@ def zoo_job(family, config, device: str = "cpu") -> Job:
         return train_zoo(family, config, progress=progress, device=device).to("cpu")
 
     return Job(name="zoo", total=config.steps, work=work)
+
+
+def embedder_job(family, zoo, config, device: str = "cpu") -> Job:
+    """Train a cloze embedder on an existing zoo, then probe it and every baseline: the pipeline's
+    later stages (run_pipeline with the zoo given), so the result is a complete Run with a report."""
+    from .pipeline import STAGES, WEIGHTS, run_pipeline
+
+    skipped = sum(WEIGHTS[s] for s in STAGES[: STAGES.index("embedder")])  # family and zoo: already done
+
+    def work(report):
+        def progress(stage, fraction, info):
+            overall = max(0.0, (info.get("overall", skipped) - skipped) / (1 - skipped))
+            if stage == "embedder" and "step" in info:
+                return report(info["step"], fraction=overall, stage=stage, loss=info["loss"], r2=info["r2"])
+            return report(0 if stage in ("family", "zoo") else config.steps, fraction=overall, stage=stage)
+
+        return run_pipeline(family.config, zoo.config, config, device=device, progress=progress,
+                            projections=("pca",), family=family, zoo=zoo)  # fmt: skip
+
+    return Job(name="embedder", total=config.steps, work=work)
+
+
+def sweep_job(family, zoo, mask_ratios, bottlenecks, base_config) -> Job:
+    """One embedder per (mask ratio, bottleneck) on the zoo; the live chart shows every embedder's loss."""
+    from .pipeline import run_sweep
+
+    total = len(mask_ratios) * len(bottlenecks) * base_config.steps
+
+    def work(report):
+        def progress(stage, fraction, info):
+            step = round(fraction * total)
+            if "loss" not in info:
+                return report(step, fraction=fraction)
+            where = f"mask ratio {info['mask_ratio']:g}, bottleneck {info['bottleneck']}"
+            return report(step, fraction=fraction, stage=where, loss=info["loss"], r2=info["r2"])
+
+        return run_sweep(zoo, family, mask_ratios, bottlenecks, base_config, progress=progress)
+
+    return Job(name="sweep", total=total, work=work)

@@ -1,0 +1,88 @@
+"""Embeddings: where the models land, how well probes read their function off, and who their neighbours are."""
+
+import numpy as np
+import streamlit as st
+
+from app import state, widgets
+from netembed.gradients import NoExactSections, line_sections
+from netembed.pipeline import EMBED_SEED, projection
+from netembed.plots import (confusion_figure, embedding_figure, embeddings_frame, gradient_figure, nearest_models,
+                            probe_frame)  # fmt: skip
+from netembed.projection import METHODS, project
+
+NAMES = {"cloze": "cloze embedder", "raw_gradients": "raw gradients", "outputs": "raw outputs",
+         "weights": "flat weights", "weight_stats": "weight statistics", "supervised": "supervised (upper bound)"}  # fmt: skip
+
+st.title("Embeddings")
+run = state.current_run()
+if run is None or run.embedder is None:
+    st.info("The current run has no embedder: train one on the Embedder page (or pick the demo run).")
+    st.stop()
+zoo, family = run.zoo, run.family
+
+
+def features_of(run):
+    """The stored embeddings; a run saved without them is embedded now with the pipeline's input draw."""
+    if getattr(run.embedder, "embeddings_", None) is not None:
+        return run.embedder.embeddings_
+    from netembed.cloze import embed
+
+    return embed(run.embedder, run.zoo, seed=EMBED_SEED)
+
+
+features = state.derived("features", lambda: features_of(run))
+stored = getattr(run.embedder, "embeddings_", None) is not None  # then stored projections match the embeddings
+
+# A click on the scatter chooses a model: read it before the model picker is drawn, so the picker follows.
+clicked = (st.session_state.get("emb_scatter") or {}).get("selection", {}).get("points", [])
+if clicked and clicked[0].get("customdata") is not None:
+    chosen_by_click = int(clicked[0]["customdata"][0])
+    if st.session_state.get("emb_last_click") != chosen_by_click:
+        st.session_state["emb_last_click"] = chosen_by_click
+        widgets.put("emb_model", chosen_by_click)
+
+c1, c2 = st.columns([1, 3])
+with c1:
+    method = widgets.choice("Projection", "emb_method", list(METHODS), "pca", fmt=str.upper, horizontal=True)
+    model = widgets.choice("Model", "emb_model", list(range(zoo.n_models)), 0,
+                           fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, seed #{zoo.replicates[i]})",
+                           help="or click a point in the scatter")  # fmt: skip
+    n_neighbours = widgets.slider("Neighbours", "emb_k", 4, 1, 12)
+with c2:
+    spinner = "Computing UMAP (the first time in a server, numba compiles it: up to ~30 s)..." if method == "umap" else "Projecting..."
+    with st.spinner(spinner):
+        points = state.derived("projection", lambda m: projection(run, m) if stored else project(features, m), method)
+    st.plotly_chart(embedding_figure(points, zoo, selected=model, title=f"{method.upper()} of the embeddings: "
+                                     "colour = function, symbol = split (circle train, diamond held-out)"),
+                    key="emb_scatter", on_select="rerun", selection_mode="points")  # fmt: skip
+
+st.subheader(f"Model {model} and its nearest neighbours in embedding space")
+neighbours = nearest_models(features, model, n_neighbours)
+same = int((zoo.task_ids[neighbours] == zoo.task_ids[model]).sum())
+st.caption(f"{same} of {len(neighbours)} neighbours fit the same function (f{zoo.task_ids[model]}).")
+try:
+    sections = state.derived("line_sections", lambda: line_sections(zoo))
+except NoExactSections:
+    sections = None
+st.plotly_chart(gradient_figure(family, zoo, [model, *neighbours.tolist()], sections), key="emb_neighbours")
+
+probes = (run.report or {}).get("probes")
+st.subheader("Probes: how well each description of the models names their function")
+if not probes:
+    st.info("This run's report holds no probe results.")
+else:
+    table = probe_frame({NAMES.get(k, k): v for k, v in probes.items()})
+    st.caption("Linear probe and kNN: accuracy on the held-out seeds after training on the training seeds; "
+               "k-means ARI and NMI: clustering agreement with the true functions (unsupervised). "
+               f"Chance: {probes['cloze'].get('chance', 1 / family.n_functions):.2f}.")  # fmt: skip
+    st.dataframe(table, hide_index=True, key="probe_table",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[1:]})  # fmt: skip
+    d1, d2 = st.columns(2)
+    d1.download_button("Probe table (CSV)", table.to_csv(index=False), "probes.csv", "text/csv",
+                       on_click="ignore", icon=":material/download:")  # fmt: skip
+    d2.download_button("Embeddings (CSV)", embeddings_frame(features, zoo).to_csv(index=False), "embeddings.csv",
+                       "text/csv", on_click="ignore", icon=":material/download:")  # fmt: skip
+    confusion = probes.get("cloze", {}).get("confusion")
+    if confusion is not None:
+        st.plotly_chart(confusion_figure(confusion, title="linear probe on the cloze embedding: held-out confusion"),
+                        key="emb_confusion")  # fmt: skip

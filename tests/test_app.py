@@ -1,0 +1,158 @@
+"""The dashboard under streamlit.testing.v1.AppTest: every page renders, training adds to the session.
+
+AppTest sees plotly charts only as unknown elements; the figures themselves are tested in
+test_plots.py. Pages import torch, so the timeout is raised well above AppTest's 3 s.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+PAGES = ["family", "zoo", "gradients", "embedder", "embeddings", "sweep"]
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def quiet_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETEMBED_WARM_UMAP", "0")  # numba's compiler would hold the GIL for seconds
+    monkeypatch.setenv("NETEMBED_RUNS_DIR", str(tmp_path / "runs"))
+
+
+def fresh() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("title", "subheader", "caption", "markdown", "info", "success")
+                    for e in getattr(at, kind))  # fmt: skip
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_the_demo_from_a_fresh_start(page):
+    at = visit(fresh(), page)
+    assert not at.error, [e.value for e in at.error]
+    assert at.title, "every page has a title"
+    assert at.selectbox(key="run").value == "demo"
+
+
+def train_tiny_zoo(at: AppTest) -> AppTest:
+    visit(at, "family")
+    at.number_input(key="fam_k").set_value(2).run()
+    visit(at, "zoo")
+    at.number_input(key="zoo_m").set_value(3)
+    at.number_input(key="zoo_width").set_value(8)
+    at.number_input(key="zoo_steps").set_value(60).run()
+    next(b for b in at.button if b.label == "Train zoo").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    job = at.session_state["ne"]["jobs"]["zoo"]
+    assert job.wait(60), "the tiny zoo should train within a minute"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_training_a_zoo_replaces_the_table_with_the_new_models():
+    at = visit(fresh(), "zoo")
+    assert len(at.dataframe[0].value) == 100  # the demo's 5 x 20 models
+    train_tiny_zoo(at)
+    assert at.selectbox(key="run").value == "current"
+    table = at.dataframe[0].value
+    assert len(table) == 2 * 3 and set(table.function) == {0, 1}
+    assert any("Zoo training finished" in s.value for s in at.success)
+    for page in PAGES:  # every page now shows the new run
+        visit(at, page)
+        assert not at.error, (page, [e.value for e in at.error])
+
+
+def test_bad_settings_show_a_message_not_a_traceback():
+    at = visit(fresh(), "family")
+    at.number_input(key="fam_k").set_value(50)
+    at.number_input(key="fam_distance").set_value(5.0).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "could not draw 50 functions" in at.error[0].value
+
+
+def test_two_sessions_keep_separate_runs():
+    a, b = fresh(), fresh()
+    train_tiny_zoo(a)
+    b.run()
+    assert a.selectbox(key="run").value == "current"
+    assert b.selectbox(key="run").value == "demo" and "current" not in b.selectbox(key="run").options
+
+
+def test_settings_come_from_the_url():
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.query_params["fam_k"] = "3"
+    at.query_params["fam_sampling"] = "chebyshev"
+    at.query_params["fam_seed"] = "not a number"  # a hand-edited link falls back to the default
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="fam_k").value == 3
+    assert at.selectbox(key="fam_sampling").value == "chebyshev"
+    assert at.number_input(key="fam_seed").value == 0
+    at.number_input(key="fam_seed").set_value(7).run()
+    assert at.query_params["fam_seed"] == ["7"] or at.query_params["fam_seed"] == "7"
+
+
+def finish(at: AppTest, kind: str) -> AppTest:
+    job = at.session_state["ne"]["jobs"][kind]
+    assert job.wait(120), f"the tiny {kind} job should end within two minutes"
+    assert job.error is None, job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_training_an_embedder_then_a_sweep_shows_probes_and_a_heatmap():
+    at = train_tiny_zoo(fresh())
+    visit(at, "embeddings")
+    assert any("no embedder" in i.value for i in at.info)
+    visit(at, "embedder")
+    at.number_input(key="emb_steps").set_value(20).run()
+    next(b for b in at.button if b.label == "Train embedder").click().run()
+    assert not at.error, [e.value for e in at.error]
+    finish(at, "embedder")
+    assert any("Embedder training finished" in s.value for s in at.success)
+    assert at.metric[0].label.startswith("Cloze R")
+    visit(at, "embeddings")
+    probe_table = next(d.value for d in at.dataframe if "linear probe" in d.value.columns)
+    assert probe_table.description.tolist()[0] == "cloze embedder" and len(probe_table) >= 5
+    assert probe_table["linear probe"].between(0, 1).all()
+    visit(at, "sweep")
+    assert any("No sweep for this run" in i.value for i in at.info)
+    at.multiselect(key="sw_ratios").set_value([0.5])
+    at.multiselect(key="sw_bottlenecks").set_value([2])
+    at.number_input(key="sw_steps").set_value(10).run()
+    next(b for b in at.button if b.label.startswith("Run sweep")).click().run()
+    finish(at, "sweep")
+    sweep = next(d.value for d in at.dataframe if "mask_ratio" in d.value.columns)
+    assert sweep[["mask_ratio", "bottleneck"]].values.tolist() == [[0.5, 2]]
+
+
+def test_cancel_keeps_the_models_trained_so_far():
+    at = visit(fresh(), "zoo")
+    at.number_input(key="zoo_m").set_value(2)
+    at.number_input(key="zoo_width").set_value(4)
+    at.number_input(key="zoo_steps").set_value(100_000).run()
+    next(b for b in at.button if b.label == "Train zoo").click().run()
+    job = at.session_state["ne"]["jobs"]["zoo"]
+    while job.step == 0 and job.running:
+        job.wait(0.05)
+    at.button(key="cancel_zoo").click().run()  # the button lives in the polling fragment
+    assert job.wait(60) and job.state == "cancelled"
+    at.run()
+    assert not at.exception
+    assert any("cancelled at step" in w.value for w in at.warning)
+    assert len(at.dataframe[0].value) == 5 * 2 and 0 < job.result.steps_done < 100_000

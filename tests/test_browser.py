@@ -1,0 +1,121 @@
+"""End to end in a real browser: the server as a subprocess, Playwright driving Debian's chromium.
+
+Fails (never skips) when chromium is missing: CI installs it (`.ci/run`). Screenshots go to
+a temporary folder, or to $NETEMBED_SCREENSHOTS when set (how assets/screenshots/ were made).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+PAGES = {  # url path -> title on the page ("" is the default page, Family)
+    "": "Family of target functions",
+    "zoo": "Zoo of trained networks",
+    "gradients": "Gradients and line-sections",
+    "embedder": "Cloze embedder",
+    "embeddings": "Embeddings",
+    "sweep": "Sweep: mask ratio x bottleneck",
+}
+EXCEPTION = '[data-testid="stException"]'
+PLOT = ".js-plotly-plot"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "NETEMBED_WARM_UMAP": "0", "NETEMBED_RUNS_DIR": str(tmp_path_factory.mktemp("runs"))}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+           "--browser.gatherUsageStats", "false"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                              "--no-first-run"])  # fmt: skip
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("NETEMBED_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def settle(page, title: str, timeout=90_000):
+    """Wait for the page's title and its first chart, then for streamlit to finish running."""
+    expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=timeout)
+    page.wait_for_selector(PLOT, timeout=timeout)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=timeout)
+    page.wait_for_timeout(500)  # plotly draws after the element appears
+    assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
+
+
+def test_every_page_shows_the_demo(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    for path, title in PAGES.items():
+        page.goto(f"{server}/{path}")
+        settle(page, title)
+        assert page.locator(PLOT).count() >= 1
+        page.screenshot(path=str(shots / f"{path or 'family'}.png"), full_page=True)
+    page.close()
+
+
+def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    # settings from the URL, as a shared link would give them
+    page.goto(f"{server}/zoo?fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=200")
+    settle(page, PAGES["zoo"])
+    page.get_by_role("button", name="Train zoo").click()
+    expect(page.get_by_text("Zoo training finished")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("6 of 6 models shown")).to_be_visible(timeout=30_000)
+    settle(page, PAGES["zoo"])
+    page.screenshot(path=str(shots / "zoo-trained.png"), full_page=True)
+    # the new run is the current one on the other pages too (in-app navigation keeps the session)
+    page.get_by_test_id("stSidebarNav").get_by_text("Gradients").click()
+    settle(page, PAGES["gradients"])
+    expect(page.get_by_text("Line-sections on [-1, 1]: model 0:")).to_be_visible()  # the new zoo's model 0
+    picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Current run")
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)')
+    assert page.locator(EXCEPTION).count() == 0
+    page.close()

@@ -6,6 +6,8 @@ Descriptions (all (n_models, features)):
     weights        every weight and bias, flattened
     weight_stats   per layer, for weights and biases: mean, variance and the quantiles
                    0, .25, .5, .75, 1 (as in "Predicting Neural Network Accuracy from Weights")
+    raw_gradients_pca  (optional) the grid gradients' top principal components, as many as
+                   the cloze bottleneck: is a learned embedding better than a linear one?
 The supervised ceiling is a classifier trained WITH the function labels on the training
 seeds' gradients (the seed notebook's "02-func-classifier"), scored on held-out seeds.
 
@@ -21,6 +23,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
@@ -55,15 +58,21 @@ def weight_stats(zoo: Zoo) -> np.ndarray:
     return np.stack(cols, 1)
 
 
-def baseline_features(zoo: Zoo, family: Family | None = None) -> dict[str, np.ndarray]:
-    """Each unsupervised baseline description of every model -> {name: (n, features)}."""
+def baseline_features(zoo: Zoo, family: Family | None = None, pca_dim: int | None = None) -> dict[str, np.ndarray]:
+    """Each unsupervised baseline description of every model -> {name: (n, features)}.
+
+    With `pca_dim`, also "raw_gradients_pca": the grid gradients projected on their top
+    `pca_dim` principal components (fitted on the training seeds), a linear, unlearned
+    embedding of the same size as the cloze bottleneck.
+    """
     x = grid()
-    return {
-        "raw_gradients": input_gradients(zoo, x).astype(np.float64),
-        "outputs": zoo(x),
-        "weights": flat_weights(zoo),
-        "weight_stats": weight_stats(zoo),
-    }
+    g = input_gradients(zoo, x).astype(np.float64)
+    out = {"raw_gradients": g, "outputs": zoo(x), "weights": flat_weights(zoo), "weight_stats": weight_stats(zoo)}
+    if pca_dim is not None:
+        finite = np.where(np.isfinite(g), g, 0.0)
+        k = min(pca_dim, int(zoo.is_train.sum()), g.shape[1])
+        out["raw_gradients_pca"] = PCA(k, random_state=0).fit(finite[zoo.is_train]).transform(finite)
+    return out
 
 
 def supervised_features(zoo: Zoo, random_state=0, hidden=64) -> tuple[np.ndarray, float]:

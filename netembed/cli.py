@@ -219,11 +219,11 @@ def print_report(report: dict) -> None:
           f", {e['steps_done']} steps in {e['seconds']:.1f} s")  # fmt: skip
     for note in e["notes"]:
         print(f"  note: {note}")
-    print(f"{'description':>14}  {'linear':>6}  {'kNN':>6}  {'NMI':>6}  (held-out seeds; chance "
+    print(f"{'description':>17}  {'linear':>6}  {'kNN':>6}  {'NMI':>6}  (held-out seeds; chance "
           f"{report['probes']['cloze']['chance']:.3f})")  # fmt: skip
     for name, p in report["probes"].items():
         cells = [p[k] for k in ("linear_accuracy", "knn_accuracy", "nmi")]
-        print(f"{name:>14}  " + "  ".join("   n/a" if c is None else f"{c:6.3f}" for c in cells))
+        print(f"{name:>17}  " + "  ".join("   n/a" if c is None else f"{c:6.3f}" for c in cells))
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report["seconds"].items()))
 
 

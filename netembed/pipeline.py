@@ -7,7 +7,8 @@ loaded run keeps what the app draws (no retraining needed):
     run.report["projections"][m]      (n_models, 2) coordinates as a list of [x, y] rows, for
                                       m in "pca" and (unless skipped) "umap"; see `projection(run, m)`
     run.report["probes"][name]        probe scores of each description: cloze, raw_gradients,
-                                      outputs, weights, weight_stats, supervised
+                                      outputs, weights, weight_stats, raw_gradients_pca (a PCA of
+                                      the gradients to the bottleneck's size), supervised
     run.zoo.task_ids / .is_train      labels and the seed split, row-aligned with the above
 The report (also written alone as report.json by the command line) holds: config, zoo
 (fit_mse_median, n_failed, ...), embedder (cloze_r2, ...), probes, invariance,
@@ -123,7 +124,7 @@ def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_
     labels, split = zoo.task_ids, zoo.is_train
     probes = {"cloze": probe_all(embeddings, labels, split, random_state, coefficients=coeffs)}
     _tell(progress, "probes", 1.0)
-    features = baseline_features(zoo, family)
+    features = baseline_features(zoo, family, pca_dim=embeddings.shape[1])
     for i, (name, f) in enumerate(features.items()):
         probes[name] = probe_all(f, labels, split, random_state, coefficients=coeffs)
         _tell(progress, "baselines", (i + 1) / (len(features) + 1), description=name)

@@ -23,6 +23,7 @@ def test_features_have_one_row_per_model(tiny_zoo):
     assert feats["weights"].shape == (tiny_zoo.n_models, n_params)
     assert feats["raw_gradients"].shape == feats["outputs"].shape == (tiny_zoo.n_models, len(grid()))
     np.testing.assert_allclose(feats["outputs"], tiny_zoo(grid()))
+    assert baseline_features(tiny_zoo, pca_dim=3)["raw_gradients_pca"].shape == (tiny_zoo.n_models, 3)
 
 
 def test_weight_stats_match_a_per_model_loop(tiny_zoo):

@@ -1,0 +1,90 @@
+"""Several users at once: each browser session keeps its own runs and jobs; only a saved run is shared.
+
+Two AppTest sessions in one process share what a real server shares (st.cache_resource,
+the runs folder) and nothing else, so they stand in for two browsers.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def private_runs_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETEMBED_WARM_UMAP", "0")
+    monkeypatch.setenv("NETEMBED_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def fresh() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def visit(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def start_zoo(at: AppTest, n_functions: int, steps: int = 60):
+    """Set K on the Family page, click Train zoo on the Zoo page; returns the session's job (not waited for)."""
+    visit(at, "family")
+    at.number_input(key="fam_k").set_value(n_functions).run()
+    visit(at, "zoo")
+    at.number_input(key="zoo_m").set_value(3)
+    at.number_input(key="zoo_width").set_value(8)
+    at.number_input(key="zoo_steps").set_value(steps).run()
+    next(b for b in at.button if b.label == "Train zoo").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at.session_state["ne"]["jobs"]["zoo"]
+
+
+def zoo_table(at: AppTest):
+    visit(at, "zoo")
+    return at.dataframe[0].value
+
+
+def test_two_sessions_training_at_once_keep_their_own_zoos():
+    a, b = fresh(), fresh()
+    job_a = start_zoo(a, 2, steps=20_000)
+    job_b = start_zoo(b, 3)
+    assert job_a.running, "A's job should still be training while B starts: they overlap"
+    assert job_a is not job_b
+    assert job_b.wait(60) and job_a.wait(120)
+    a.run()
+    b.run()
+    table_a, table_b = zoo_table(a), zoo_table(b)
+    assert len(table_a) == 2 * 3 and set(table_a.function) == {0, 1}
+    assert len(table_b) == 3 * 3 and set(table_b.function) == {0, 1, 2}
+    made_a, made_b = a.session_state["ne"]["made"], b.session_state["ne"]["made"]
+    assert made_a is not made_b and made_a.zoo.n_models == 6 and made_b.zoo.n_models == 9
+    assert a.session_state["ne"]["jobs"]["zoo"] is job_a and b.session_state["ne"]["jobs"]["zoo"] is job_b
+
+
+def test_a_run_reaches_another_session_only_once_saved_and_loaded(private_runs_folder):
+    a, b = fresh(), fresh()
+    assert start_zoo(a, 2).wait(60)
+    a.run()
+    b.run()
+    assert b.session_state["ne"]["made"] is None  # A's unsaved run is nowhere in B
+    assert b.selectbox(key="run").value == "demo" and len(b.selectbox(key="run").options) == 1
+    a.sidebar.text_input(key="save_name").set_value("from-a").run()
+    next(x for x in a.sidebar.button if x.label == "Save to the runs folder").click().run()
+    assert (private_runs_folder / "from-a" / "meta.json").is_file()
+    b.run()
+    assert b.selectbox(key="run").value == "demo"  # listed for B now, but not forced on B
+    assert len(b.selectbox(key="run").options) == 2
+    b.selectbox(key="run").set_value("saved:from-a").run()
+    assert len(zoo_table(b)) == 6
+    assert start_zoo(a, 3).wait(60)  # A carries on, unsaved: B keeps what was saved
+    a.run()
+    b.run()
+    assert len(zoo_table(a)) == 9 and len(zoo_table(b)) == 6
+    assert b.session_state["ne"]["made"] is None

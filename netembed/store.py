@@ -249,11 +249,13 @@ def run_files(run: Run) -> dict[str, bytes]:
     return files
 
 
-def save_run(run: Run, folder: str | Path) -> Path:
+def save_run(run: Run, folder: str | Path, overwrite: bool = True) -> Path:
     """Write the run atomically; a kill at any moment leaves the previous run at `folder`, whole.
 
     Refuses to replace anything that is not a run folder (a file, a symlink, a folder with
-    other files), so a mistyped path never deletes someone's data.
+    other files), so a mistyped path never deletes someone's data. With overwrite=False an
+    existing run is refused too (checked under the lock, so two users saving one name at
+    once cannot both win): the app's shared runs folder uses that.
     """
     folder = Path(folder)
     if folder.name in ("", ".", ".."):
@@ -265,6 +267,8 @@ def save_run(run: Run, folder: str | Path) -> Path:
             atomic.restore_previous(folder, _looks_like_run)
             if folder.is_symlink() or (folder.exists() and not _looks_like_run(folder)):
                 raise RunError(f"{folder}: exists and is not a run folder; refusing to replace it")
+            if folder.exists() and not overwrite:
+                raise RunError(f"a run named {folder.name!r} exists already; choose another name")
             atomic.replace_folder(folder, files)
     return folder
 

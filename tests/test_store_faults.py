@@ -466,3 +466,41 @@ def test_shutil_copy_of_a_run_loads(tmp_path, saved):
     """A run folder is self-contained: copied elsewhere it loads the same."""
     shutil.copytree(saved, tmp_path / "copy")
     assert load_run(tmp_path / "copy").report == {"tag": "x"}
+
+
+def test_a_run_is_never_silently_overwritten_when_asked_not_to(tmp_path, parts):
+    save_run(make_run(parts, "alice"), tmp_path / "shared-name", overwrite=False)
+    with pytest.raises(RunError, match="exists already"):
+        save_run(make_run(parts, "bob"), tmp_path / "shared-name", overwrite=False)
+    assert load_run(tmp_path / "shared-name").report == {"tag": "alice"}
+
+
+def test_two_users_saving_one_new_name_at_once_cannot_both_win(tmp_path, parts):
+    """Two processes race to create the same run with overwrite=False: exactly one succeeds."""
+    start_r, start_w = os.pipe()  # both children wait here, so their saves start together
+
+    def child(tag):
+        def body(w):
+            os.read(start_r, 1)
+            try:
+                save_run(make_run(parts, tag), tmp_path / "race", overwrite=False)
+                os.write(w, b"WON.")
+            except RunError:
+                os.write(w, b"LOST")
+
+        return body
+
+    kids = [in_child(child(t)) for t in ("a", "b")]
+    os.write(start_w, b"xx")
+    os.close(start_w)
+    os.close(start_r)
+    results = []
+    for pid, fd in kids:
+        os.waitpid(pid, 0)
+        buf = b""
+        while chunk := os.read(fd, 64):  # the child has exited: read to the end of the pipe
+            buf += chunk
+        os.close(fd)
+        results.append(buf)
+    assert sorted(results) == [b"LOST", b"WON."]
+    assert load_run(tmp_path / "race").report["tag"] in ("a", "b")

@@ -26,7 +26,7 @@ def _from_url(key: str, parse: Callable[[str], Any], valid: Callable[[Any], bool
         return None
     try:
         value = parse(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, LookupError):  # LookupError: a choice not among the options
         return None
     return value if valid(value) else None
 

@@ -26,6 +26,7 @@ from .config import ZooConfig
 from .family import Family, dense_grid
 
 FIT_GRID = 1025  # dense held-out grid for each model's fit error
+FIT_CHUNK = 128  # models evaluated at once on that grid (bounds its memory)
 ProgressFn = Callable[[int, np.ndarray], "bool | None"]  # (step, per-model losses) -> False to stop
 
 
@@ -225,6 +226,13 @@ def fit_errors(zoo: Zoo, family: Family) -> tuple[np.ndarray, np.ndarray]:
     """Each model's MSE against its target on the dense grid, and the failed flag."""
     grid = dense_grid(FIT_GRID)
     target = family.values(grid)[zoo.task_ids]  # (n, grid)
-    mse = ((zoo(grid) - target) ** 2).mean(1)
+    w = zoo.layers[0][0]
+    x = torch.as_tensor(grid, dtype=w.dtype, device=w.device)
+    outputs = []
+    with torch.no_grad():  # a chunk of models at a time: activations (chunk, grid, width) stay small
+        for lo in range(0, zoo.n_models, FIT_CHUNK):
+            chunk = [(w[lo : lo + FIT_CHUNK], b[lo : lo + FIT_CHUNK]) for w, b in zoo.layers]
+            outputs.append(mlp_forward(chunk, x, zoo.config.activation).double().cpu().numpy())
+    mse = ((np.concatenate(outputs) - target) ** 2).mean(1)
     failed = ~np.isfinite(mse) | (mse > zoo.config.fail_mse)
     return mse, failed

@@ -88,3 +88,18 @@ def test_a_run_reaches_another_session_only_once_saved_and_loaded(private_runs_f
     b.run()
     assert len(zoo_table(a)) == 9 and len(zoo_table(b)) == 6
     assert b.session_state["ne"]["made"] is None
+
+
+def test_a_saved_run_survives_a_server_restart(private_runs_folder):
+    import streamlit as st
+
+    a = fresh()
+    assert start_zoo(a, 2).wait(60)
+    a.run()
+    a.sidebar.text_input(key="save_name").set_value("kept").run()
+    next(x for x in a.sidebar.button if x.label == "Save to the runs folder").click().run()
+    st.cache_resource.clear()  # what a restart loses: every in-memory object (sessions are new AppTests)
+    st.cache_data.clear()
+    later = fresh()
+    later.selectbox(key="run").set_value("saved:kept").run()
+    assert not later.exception and len(zoo_table(later)) == 6

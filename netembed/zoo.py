@@ -136,16 +136,24 @@ def train_zoo(
     device: str = "cpu",
     log_every: int | None = None,
     engine: str = "auto",
+    tasks=None,
+    replicates=None,
 ) -> Zoo:
     """Train every model of the zoo at once; `progress(step, losses)` may return False to stop early.
 
     engine: "kernel" (the fused C step, CPU relu / leaky_relu), "autograd" (batched matmuls,
     autograd and torch's Adam: any device and activation), or "auto" (the kernel where it
     runs, else autograd). Both compute the same numbers up to float rounding.
+    tasks, replicates: train only these functions / seed indices (a shard, see shards.py);
+    every model still gets the init, inputs and targets it has in the whole zoo.
     """
-    k, m = family.n_functions, config.models_per_function
-    task_ids = np.repeat(np.arange(k), m)
-    replicates = np.tile(np.arange(m), k)
+    tasks = np.arange(family.n_functions) if tasks is None else np.asarray(tasks, dtype=np.int64)
+    reps = np.arange(config.models_per_function) if replicates is None else np.asarray(replicates, dtype=np.int64)
+    for name, ids, top in (("tasks", tasks, family.n_functions), ("replicates", reps, config.models_per_function)):
+        if ids.ndim != 1 or len(ids) == 0 or len(set(ids.tolist())) != len(ids) or ids.min() < 0 or ids.max() >= top:
+            raise ValueError(f"{name} must be distinct whole numbers in 0..{top - 1}, got {ids.tolist()}")
+    task_ids = np.repeat(tasks, len(reps))  # function-major, as in the whole zoo
+    replicates = np.tile(reps, len(tasks))
     seeds = np.array([model_seed(config.seed, t, r) for t, r in zip(task_ids, replicates)], dtype=np.int64)
     layers = init_layers(config, seeds, device)
     train_step, engine = make_step(layers, config, device, engine)

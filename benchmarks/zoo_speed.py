@@ -129,11 +129,12 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for all three (1: robust on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1, help="threads for all three (torch and the kernel; 1 is robust on a shared machine)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(RESULTS / "zoo_speed.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    os.environ["NETEMBED_KERNEL_THREADS"] = str(args.threads)  # the same threads for all three
     family = make_family(FamilyConfig(n_functions=10, seed=0))
     config = ZooConfig(models_per_function=max(2, args.models // 10), width=args.width, depth=args.depth,
                        batch_size=args.batch, steps=args.steps)  # fmt: skip

@@ -6,6 +6,12 @@ updates the zoo's weight tensors in place. Where it cannot run (no compiler, ano
 device, a smooth activation) `available()` says why and the zoo falls back to the torch
 step in fused_step.py, which computes the same numbers.
 
+Threads: the kernel parallelises over models with OpenMP, but uses ONE thread unless
+$NETEMBED_KERNEL_THREADS says otherwise. Every step ends at a barrier, and when another
+process holds a core the waiting thread spins: on this shared 2-core machine 2 threads ran
+4-7x SLOWER than 1 (1000 steps of 100 models: 13-23 s against 3.1-3.6 s). To use many
+cores, train shards in separate processes (shards.py), which never wait on each other.
+
 Build: gcc -O3 -march=native -fopenmp, one library per (width, activation), cached under
 $NETEMBED_KERNEL_CACHE or the temp folder, keyed by the source, the flags and the CPU, so
 a library built for one machine is never loaded on another. A build takes about a second.
@@ -91,6 +97,14 @@ def load_library(width: int, activation: str) -> ctypes.CDLL:
         return lib
 
 
+def kernel_threads() -> int:
+    """OpenMP threads for the kernel: $NETEMBED_KERNEL_THREADS, else 1 (see the module docstring)."""
+    value = os.environ.get("NETEMBED_KERNEL_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"NETEMBED_KERNEL_THREADS must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 class KernelStep:
     """Adam on stacked float32 CPU layers, updated in place: step(x, targets, step) -> losses (n,)."""
 
@@ -106,6 +120,7 @@ class KernelStep:
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.config, self.lr_at = config, lr_at
         self.n_models = self.params[0].shape[0]
+        self.threads = kernel_threads()
         self._arrays = [self._pointers(ts) for ts in (self.params, self.exp_avg, self.exp_avg_sq)]
 
     @staticmethod
@@ -121,7 +136,7 @@ class KernelStep:
         bc2_sqrt = (1 - beta2**step) ** 0.5
         status = self.lib.zoo_step(
             self.n_models, x.shape[0], self.config.depth, x.data_ptr(), targets.data_ptr(), *self._arrays,
-            losses.data_ptr(), beta1, beta2, ADAM_EPS, step_size, bc2_sqrt, torch.get_num_threads(),
+            losses.data_ptr(), beta1, beta2, ADAM_EPS, step_size, bc2_sqrt, self.threads,
         )  # fmt: skip
         if status != 0:
             raise MemoryError("the C kernel could not allocate its work buffers")

@@ -72,18 +72,18 @@ def test_diverged_models_are_flagged_by_the_kernel_zoo(tiny_family):
 
 
 @needs_kernel
-def test_kernel_zoo_is_deterministic_and_independent_of_thread_count(tiny_family):
+def test_kernel_zoo_is_deterministic_and_independent_of_thread_count(tiny_family, monkeypatch):
     config = ZooConfig(models_per_function=3, width=16, steps=40, batch_size=64, seed=2)
-    threads = torch.get_num_threads()
-    try:
-        a = train_zoo(tiny_family, config)
-        torch.set_num_threads(2)
-        b = train_zoo(tiny_family, config)
-    finally:
-        torch.set_num_threads(threads)
+    a = train_zoo(tiny_family, config)
+    monkeypatch.setenv("NETEMBED_KERNEL_THREADS", "2")
+    assert zoo_kernel.kernel_threads() == 2
+    b = train_zoo(tiny_family, config)
     assert a.engine == b.engine == "kernel"
     for (wa, ba), (wb, bb) in zip(a.layers, b.layers):
         assert torch.equal(wa, wb) and torch.equal(ba, bb)
+    monkeypatch.setenv("NETEMBED_KERNEL_THREADS", "two")
+    with pytest.raises(ValueError, match="NETEMBED_KERNEL_THREADS"):
+        train_zoo(tiny_family, config)
 
 
 def test_engines_agree_on_a_whole_zoo_and_auto_falls_back_for_smooth_activations(tiny_family):

@@ -84,7 +84,8 @@ def save_and_load() -> None:
                                  help="letters, digits, '.', '_' or '-'")  # fmt: skip
             if st.button("Save to the runs folder", icon=":material/save:"):
                 try:
-                    folder = save_run(run, run_path(state.runs_dir(), name))
+                    with st.spinner("Saving..."):
+                        folder = save_run(run, run_path(state.runs_dir(), name))
                     st.success(f"Saved to {folder}")
                 except RunError as e:
                     st.error(str(e))
@@ -94,13 +95,17 @@ def save_and_load() -> None:
                                mime="application/zip", on_click="ignore", icon=":material/download:")  # fmt: skip
         upload = st.file_uploader("Load a run (.zip)", type=["zip"], key="upload", max_upload_size=UPLOAD_LIMIT_MB,
                                   help=f"a run folder zipped, as downloaded here; at most {UPLOAD_LIMIT_MB} MB")  # fmt: skip
-        if upload is not None and st.session_state.get("upload_done") != upload.file_id:
-            st.session_state["upload_done"] = upload.file_id  # load each upload once, not on every rerun
-            try:
-                loaded = load_run_archive(upload.getvalue(), max_bytes=UPLOAD_LIMIT_MB * 2**20)
+        if upload is not None and st.session_state.get("upload_done", (None,))[0] != upload.file_id:
+            try:  # each upload is checked once, not on every rerun; its verdict stays beside it
+                with st.spinner(f"Checking and loading {upload.name}..."):
+                    loaded = load_run_archive(upload.getvalue(), max_bytes=UPLOAD_LIMIT_MB * 2**20)
             except RunError as e:
-                st.error(f"Could not load {upload.name}: {e}")
+                st.session_state["upload_done"] = (upload.file_id, f"Could not load {upload.name}: {e}")
             else:
+                st.session_state["upload_done"] = (upload.file_id, None)
                 loaded.meta["uploaded_from"] = upload.name
-                state.set_made(loaded)
+                state.adopt_next_run(loaded)  # the run picker is already drawn: adopt on a fresh run
                 st.rerun()
+        verdict = st.session_state.get("upload_done", (None, None))
+        if upload is not None and verdict[0] == upload.file_id and verdict[1]:
+            st.error(verdict[1])

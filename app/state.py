@@ -148,16 +148,25 @@ def running_jobs() -> list[Job]:
     return [j for j in _session()["jobs"].values() if j.running]
 
 
+def adopt_next_run(run: Run) -> None:
+    """Make `run` the run-in-progress at the start of the next script run (e.g. an upload)."""
+    _session()["incoming"] = run
+
+
 def collect_finished() -> bool:
-    """Hand every job that ended since the last script run to its on_done; True if any did."""
+    """Adopt an uploaded run, and hand every job that ended since the last script run to its on_done;
+    call before any widget is drawn (the run picker follows). True if anything changed."""
     s = _session()
+    incoming = s.pop("incoming", None)
+    if incoming is not None:
+        set_made(incoming)
     done = [kind for kind in s["pending"] if not s["jobs"][kind].running]
     for kind in done:
         on_done = s["pending"].pop(kind)
         j = s["jobs"][kind]
         if j.result is not None:  # a failed job has no result; its error stays on the job
             on_done(j)
-    return bool(done)
+    return bool(done) or incoming is not None
 
 
 def sweep_rows(key: str) -> list | None:

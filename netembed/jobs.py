@@ -62,7 +62,9 @@ class Job:
     def _run(self) -> None:
         import torch
 
-        # Per-thread setting: with OpenMP each thread holds its own count, so this leaves the server alone.
+        # The server shares 2 cores with its users' jobs; 2-thread kernels were measured many times slower
+        # when the other core is busy. (OpenMP keeps the count per thread, but torch also hands it to
+        # threads it starts later, so in practice the whole server then runs 1-thread kernels.)
         torch.set_num_threads(self.threads)
         try:
             result = self.work(self._report)

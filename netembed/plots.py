@@ -57,12 +57,13 @@ def training_figure(steps, series: dict[str, list[float]], title: str | None = N
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for i, (name, values) in enumerate(series.items()):
         right = name.lower().startswith("r2")
-        fig.add_scatter(x=list(steps), y=list(values), name=name, mode="lines",
+        fig.add_scatter(x=list(steps), y=list(values), name=name.replace("_", " "), mode="lines",
                         line=dict(color=PALETTE[i % len(PALETTE)]), secondary_y=right)  # fmt: skip
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", title_text="loss", secondary_y=False)
+    fig.update_yaxes(type="log", dtick="D2", title_text="loss", secondary_y=False)  # labels at 1, 2, 5 per decade
     if any(n.lower().startswith("r2") for n in series):
-        fig.update_yaxes(title_text="R²", secondary_y=True)
+        # own ticks, no grid: the right axis must not inherit the log axis's tick positions
+        fig.update_yaxes(title_text="R²", tickmode="auto", showgrid=False, secondary_y=True)
     return _layout(fig, title, height=320)
 
 
@@ -141,10 +142,10 @@ def gradient_figure(
             xs, ys = _step_trace(edges, slopes)
             fig.add_scatter(x=xs, y=ys, mode="lines", showlegend=False, row=2, col=1,
                             hovertemplate="slope %{y:.3f}<extra>" + name + "</extra>", **group)  # fmt: skip
-            inner = edges[1:-1]
-            fig.add_scatter(x=inner, y=(slopes[:-1] + slopes[1:]) / 2, mode="markers", showlegend=False,
-                            marker=dict(symbol="line-ns-open", size=10, color=colour), row=2, col=1,
-                            hovertemplate="breakpoint x=%{x:.3f}<extra>" + name + "</extra>")  # fmt: skip
+            if len(models) <= 2:  # with more models the breakpoint ticks only add clutter
+                fig.add_scatter(x=edges[1:-1], y=(slopes[:-1] + slopes[1:]) / 2, mode="markers", showlegend=False,
+                                marker=dict(symbol="line-ns-open", size=10, color=colour), row=2, col=1,
+                                hovertemplate="breakpoint x=%{x:.3f}<extra>" + name + "</extra>")  # fmt: skip
         else:
             fig.add_scatter(x=x, y=dense[j], showlegend=False, row=2, col=1, **group)
         if samples is not None:
@@ -251,9 +252,10 @@ def confusion_figure(confusion, title: str | None = None) -> go.Figure:
 def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str | None = None) -> go.Figure:
     """Mask ratio x bottleneck heatmap of one probe metric."""
     table = pd.DataFrame(rows).pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="mean")
+    lowest = np.nanmin(table.values) if np.isfinite(table.values).any() else 0.0
     fig = go.Figure(go.Heatmap(
         z=table.values, x=[f"{c:g}" for c in table.columns], y=[str(r) for r in table.index],
-        colorscale="Viridis", texttemplate="%{z:.2f}", colorbar=dict(title=PROBE_COLUMNS.get(metric, metric)),
+        colorscale="Viridis", zmin=min(0.0, lowest), zmax=1.0,  # scores live in [0, 1] (R^2 may dip below) texttemplate="%{z:.2f}", colorbar=dict(title=PROBE_COLUMNS.get(metric, metric)),
         hovertemplate="mask ratio %{x}, bottleneck %{y}: %{z:.3f}<extra></extra>",
     ))  # fmt: skip
     fig.update_xaxes(title_text="mask ratio", type="category")

@@ -156,3 +156,21 @@ def test_cancel_keeps_the_models_trained_so_far():
     assert not at.exception
     assert any("cancelled at step" in w.value for w in at.warning)
     assert len(at.dataframe[0].value) == 5 * 2 and 0 < job.result.steps_done < 100_000
+
+
+def test_save_the_run_made_now_under_a_checked_name(tmp_path):
+    at = train_tiny_zoo(fresh())
+    runs = Path(os.environ["NETEMBED_RUNS_DIR"])
+    at.sidebar.text_input(key="save_name").set_value("../evil").run()
+    next(b for b in at.sidebar.button if b.label == "Save to the runs folder").click().run()
+    assert any("not allowed" in e.value for e in at.sidebar.error)
+    assert not runs.exists() or not any(runs.iterdir())  # nothing written, inside or outside the runs folder
+    assert not (runs.parent / "evil").exists()
+    at.sidebar.text_input(key="save_name").set_value("tiny-zoo").run()
+    next(b for b in at.sidebar.button if b.label == "Save to the runs folder").click().run()
+    assert (runs / "tiny-zoo" / "meta.json").is_file()
+    at.run()
+    assert "saved: tiny-zoo" in at.selectbox(key="run").options
+    at.selectbox(key="run").set_value("saved:tiny-zoo").run()
+    visit(at, "zoo")
+    assert len(at.dataframe[0].value) == 6

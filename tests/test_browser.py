@@ -119,3 +119,27 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)')
     assert page.locator(EXCEPTION).count() == 0
     page.close()
+
+
+def test_upload_a_run_archive_and_refuse_a_bad_one(server, browser, tmp_path):
+    from netembed.archive import run_archive
+
+    good = tmp_path / "demo.zip"
+    good.write_bytes(run_archive(ROOT / "assets" / "demo_run"))
+    bad = tmp_path / "evil.zip"
+    bad.write_bytes(b"not a zip at all")
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.goto(f"{server}/zoo")
+    settle(page, PAGES["zoo"])
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Save, download, load").click()
+    sidebar.locator('input[type="file"]').set_input_files(str(bad))
+    expect(sidebar.get_by_text("Could not load evil.zip")).to_be_visible(timeout=30_000)
+    sidebar.get_by_role("button", name="Remove evil.zip").click()
+    expect(sidebar.get_by_text("Could not load evil.zip")).to_have_count(0, timeout=30_000)
+    sidebar.locator('input[type="file"]').set_input_files(str(good))
+    picker = sidebar.get_by_role("combobox", name="Current run")
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)', timeout=30_000)
+    settle(page, PAGES["zoo"])
+    expect(page.get_by_text("100 of 100 models shown")).to_be_visible()
+    page.close()

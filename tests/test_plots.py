@@ -107,3 +107,11 @@ def test_cloze_figure_splits_visible_and_hidden():
     assert len(visible.x) == 10 - masked.sum() and len(hidden.x) == masked.sum()
     np.testing.assert_allclose(hidden.y, 2 * np.asarray(hidden.x))
     np.testing.assert_allclose(predicted.y, predicted.x)
+
+
+def test_gradient_figure_with_many_models_keeps_samples_but_drops_breakpoint_ticks(tiny_family, tiny_zoo):
+    sections = line_sections(tiny_zoo)
+    fig = plots.gradient_figure(tiny_family, tiny_zoo, [0, 1, 2, 3], sections, sample_x=np.zeros(3), n_points=21)
+    hovers = [t.hovertemplate or "" for t in fig.data]
+    assert sum(h.startswith("sampled") for h in hovers) == 4
+    assert not any(h.startswith("breakpoint") for h in hovers)

@@ -35,8 +35,8 @@ if sections is None:
 c1, c2, c3 = st.columns([1, 3, 1])
 with c1:
     k = widgets.choice("Function", "grad_f", list(range(family.n_functions)), 0, fmt=lambda k: f"f{k}")
-    overlay = widgets.toggle("Overlay all its models", "grad_all", False,
-                             help="every seed of this function at once, to see seed-to-seed differences")  # fmt: skip
+    overlay = widgets.toggle("All seeds", "grad_all", False,
+                             help="overlay every model of this function, to see seed-to-seed differences")  # fmt: skip
 members = np.flatnonzero(zoo.task_ids == k).tolist()
 with c2:
     models = widgets.multi("Models", "grad_models", members, members[:2], disabled=overlay,

@@ -198,7 +198,7 @@ def embedding_figure(points: np.ndarray, zoo: Zoo, selected: int | None = None, 
             fig.add_scatter(
                 x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"f{k} {s}", legendgroup=str(k),
                 marker=dict(color=function_colour(k), symbol=symbol, size=9, line=dict(width=1.5, color=function_colour(k))),
-                customdata=custom,
+                customdata=custom.tolist(),  # plain lists: a chart selection hands them back as they are
                 hovertemplate="model %{customdata[0]:.0f}<br>function f%{customdata[1]:.0f}<br>"
                 "seed #%{customdata[2]:.0f} (init %{customdata[3]:.0f})<br>fit MSE %{customdata[4]:.2e}"
                 f"<br>{s}<extra></extra>",

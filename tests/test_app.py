@@ -174,3 +174,12 @@ def test_save_the_run_made_now_under_a_checked_name(tmp_path):
     at.selectbox(key="run").set_value("saved:tiny-zoo").run()
     visit(at, "zoo")
     assert len(at.dataframe[0].value) == 6
+
+
+def test_family_reset_returns_to_the_current_runs_family():
+    at = visit(fresh(), "family")
+    at.number_input(key="fam_k").set_value(3).run()
+    assert at.metric[0].value == "3"
+    next(b for b in at.button if b.label == "Reset to the current run's family").click().run()
+    assert not at.exception
+    assert at.number_input(key="fam_k").value == 5 and at.metric[0].value == "5"  # the demo's 5 functions

@@ -98,16 +98,31 @@ def test_every_page_shows_the_demo(server, browser, shots):
         settle(page, title)
         assert page.locator(PLOT).count() >= 1
         page.screenshot(path=str(shots / f"{path or 'family'}.png"), full_page=True)
+    # a click on a point of the Embeddings scatter chooses that model
+    page.goto(f"{server}/embeddings")
+    settle(page, PAGES["embeddings"])
+    heading = page.get_by_role("heading", name="and its nearest neighbours")
+    expect(heading).to_have_text("Model 0 and its nearest neighbours in embedding space")
+    page.locator(PLOT).first.locator(".scatterlayer .trace .points path").nth(45).click(force=True)
+    expect(heading).not_to_have_text("Model 0 and its nearest neighbours in embedding space", timeout=30_000)
+    assert page.locator(EXCEPTION).count() == 0
     page.close()
 
 
 def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1500})
     # settings from the URL, as a shared link would give them
-    page.goto(f"{server}/zoo?fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=200")
+    page.goto(f"{server}/zoo?fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=3000")
     settle(page, PAGES["zoo"])
     page.get_by_role("button", name="Train zoo").click()
-    expect(page.get_by_text("Zoo training finished")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text("Zoo training: step")).to_be_visible(timeout=30_000)  # the live panel
+    # training goes on while the user looks at another page: the sidebar shows it, then adopts the result
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSidebarNav").get_by_text("Family").click()
+    picker = sidebar.get_by_role("combobox", name="Current run")
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)', timeout=90_000)
+    sidebar.get_by_test_id("stSidebarNav").get_by_text("Zoo").click()
+    expect(page.get_by_text("Zoo training finished")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("6 of 6 models shown")).to_be_visible(timeout=30_000)
     settle(page, PAGES["zoo"])
     page.screenshot(path=str(shots / "zoo-trained.png"), full_page=True)
@@ -122,7 +137,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
 
 
 def test_upload_a_run_archive_and_refuse_a_bad_one(server, browser, tmp_path):
-    from netembed.archive import run_archive
+    from netembed.archive import load_run_archive, run_archive
 
     good = tmp_path / "demo.zip"
     good.write_bytes(run_archive(ROOT / "assets" / "demo_run"))
@@ -142,4 +157,7 @@ def test_upload_a_run_archive_and_refuse_a_bad_one(server, browser, tmp_path):
     expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)', timeout=30_000)
     settle(page, PAGES["zoo"])
     expect(page.get_by_text("100 of 100 models shown")).to_be_visible()
+    with page.expect_download(timeout=60_000) as download:  # and the run goes out again as a zip that loads
+        sidebar.get_by_role("button", name="Download this run (.zip)").click()
+    assert load_run_archive(Path(download.value.path()).read_bytes()).zoo.n_models == 100
     page.close()

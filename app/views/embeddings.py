@@ -33,13 +33,26 @@ def features_of(run):
 features = state.derived("features", lambda: features_of(run))
 stored = getattr(run.embedder, "embeddings_", None) is not None  # then stored projections match the embeddings
 
+
+
+def clicked_model(event) -> int | None:
+    """The model index of the point clicked in the scatter (its customdata[0]), if any."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    custom = points[0].get("customdata") if points else None
+    if isinstance(custom, dict):  # a typed array may come back keyed by position
+        custom = [custom[k] for k in sorted(custom, key=int)]
+    try:
+        model = int(custom[0])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return model if 0 <= model < zoo.n_models else None
+
+
 # A click on the scatter chooses a model: read it before the model picker is drawn, so the picker follows.
-clicked = (st.session_state.get("emb_scatter") or {}).get("selection", {}).get("points", [])
-if clicked and clicked[0].get("customdata") is not None:
-    chosen_by_click = int(clicked[0]["customdata"][0])
-    if st.session_state.get("emb_last_click") != chosen_by_click:
-        st.session_state["emb_last_click"] = chosen_by_click
-        widgets.put("emb_model", chosen_by_click)
+chosen_by_click = clicked_model(st.session_state.get("emb_scatter"))
+if chosen_by_click is not None and st.session_state.get("emb_last_click") != chosen_by_click:
+    st.session_state["emb_last_click"] = chosen_by_click
+    widgets.put("emb_model", chosen_by_click)
 
 c1, c2 = st.columns([1, 3])
 with c1:

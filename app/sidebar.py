@@ -45,6 +45,12 @@ def run_picker() -> None:
         return
     picked = widgets.choice("Current run", "run", options, state.choice(), fmt=state.label)
     state.choose(picked)
+    run = state.current_run()
+    if run is not None:
+        z = run.zoo
+        parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]
+        parts.append("with an embedder" if run.embedder is not None else "no embedder yet")
+        st.caption("; ".join(parts))
 
 
 def jobs_panel() -> None:

@@ -225,7 +225,8 @@ def nearest_models(features: np.ndarray, i: int, n: int = 5) -> np.ndarray:
     return np.argsort(d, kind="stable")[:n]
 
 
-PROBE_COLUMNS = {"linear_accuracy": "linear probe", "knn_accuracy": "kNN", "kmeans_ari": "k-means ARI", "nmi": "NMI"}
+PROBE_COLUMNS = {"linear_accuracy": "linear probe", "knn_accuracy": "kNN", "kmeans_ari": "k-means ARI", "nmi": "NMI",
+                 "coefficient_r2": "coefficient R²"}  # fmt: skip
 
 
 def probe_frame(probes: dict[str, dict]) -> pd.DataFrame:

@@ -144,15 +144,15 @@ class ClozeConfig:
     """The cloze embedder: predict masked input-gradients from all inputs and the visible gradients."""
 
     bottleneck: int = 4  # embedding dimension
-    mask_ratio: float = 0.5  # fraction of line-sections (or samples) hidden per example
+    mask_ratio: float = 0.25  # fraction of line-sections (or samples) hidden per example (best in the 10x50 sweep)
     mask_unit: str = "section"  # section: hide whole line-sections; sample: hide single samples
     n_inputs: int = 64  # sampled inputs x per example during training
     d_model: int = 64  # width of the set encoder and decoder
     n_heads: int = 4  # attention heads in the set encoder
     n_layers: int = 1  # attention blocks in the set encoder (1 reached 100% held-out on 10x50; 2 costs 1.7x)
     steps: int = 600  # optimiser steps
-    models_per_batch: int = 32  # models per training batch
-    lr: float = 4e-3  # AdamW learning rate (warm-up, then cosine-decayed)
+    models_per_batch: int = 48  # models per training batch (48 was steadier across seeds than 32)
+    lr: float = 3e-3  # AdamW learning rate (warm-up, then cosine-decayed)
     seed: int = 0  # seeds init, input draws and masks
 
     def __post_init__(self):

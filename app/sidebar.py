@@ -46,6 +46,9 @@ def run_picker() -> None:
     picked = widgets.choice("Current run", "run", options, state.choice(), fmt=state.label)
     state.choose(picked)
     run = state.current_run()
+    error = state.load_error()
+    if error:
+        st.error(error)
     if run is not None:
         z = run.zoo
         parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]

@@ -85,9 +85,10 @@ def run_key() -> str:
 
 
 def current_run() -> Run | None:
-    """The run the pages show; None (with the reason shown) if it cannot be loaded."""
+    """The run the pages show; None (the reason kept for load_error()) if it cannot be loaded."""
     s = _session()
     c = s["choice"]
+    s.pop("load_error", None)  # only this call's verdict counts
     try:
         if c == CURRENT and s["made"] is not None:
             return s["made"]
@@ -97,8 +98,13 @@ def current_run() -> Run | None:
             s["choice"] = DEMO
             return load_from_disk(DEMO_DIR)
     except RunError as e:
-        st.error(f"Could not load {label(c)}: {e}")
+        s["load_error"] = f"Could not load {label(c)}: {e}"  # shown once, under the run picker
     return None
+
+
+def load_error() -> str | None:
+    """Why the chosen run could not be loaded in this script run, if it could not."""
+    return _session().pop("load_error", None)
 
 
 def set_made(run: Run) -> None:

@@ -183,3 +183,20 @@ def test_family_reset_returns_to_the_current_runs_family():
     next(b for b in at.button if b.label == "Reset to the current run's family").click().run()
     assert not at.exception
     assert at.number_input(key="fam_k").value == 5 and at.metric[0].value == "5"  # the demo's 5 functions
+
+
+def test_a_corrupted_saved_run_gives_one_clear_message():
+    at = train_tiny_zoo(fresh())
+    at.sidebar.text_input(key="save_name").set_value("broken").run()
+    next(b for b in at.sidebar.button if b.label == "Save to the runs folder").click().run()
+    folder = Path(os.environ["NETEMBED_RUNS_DIR"]) / "broken"
+    (folder / "zoo.safetensors").write_bytes(b"garbage")  # hand-edited after saving
+    at.run()
+    at.selectbox(key="run").set_value("saved:broken").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "zoo.safetensors" in errors[0] and "checksum" in errors[0]
+    visit(at, "embeddings")
+    assert len(at.error) == 1
+    at.selectbox(key="run").set_value("demo").run()
+    assert not at.error  # the message went with the broken run

@@ -38,7 +38,7 @@ FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=fast", "-fope
 MAX_WIDTH = 512  # wider layers are matmul-bound: torch's BLAS does better there
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
 _lock = threading.Lock()
-_libraries: dict[tuple[int, str], ctypes.CDLL] = {}
+_libraries: dict[tuple[int, str, str], ctypes.CDLL] = {}
 
 
 class KernelUnavailable(RuntimeError):
@@ -70,31 +70,38 @@ def _cpu_key() -> str:
 
 def load_library(width: int, activation: str) -> ctypes.CDLL:
     """Build (once per machine) and load the kernel for this width and activation."""
-    key = (width, activation)
+    cc = os.environ.get("CC", "gcc")
+    key = (width, activation, cc)
     with _lock:
-        if key in _libraries:
-            return _libraries[key]
-        cc = os.environ.get("CC", "gcc")
-        defines = [f"-DW={width}"] + (["-DLEAKY"] if activation == "leaky_relu" else [])
-        digest = hashlib.sha256(
-            SOURCE.read_bytes() + " ".join([cc, *FLAGS, *defines]).encode() + _cpu_key().encode()
-        ).hexdigest()[:16]
-        cache = Path(os.environ.get("NETEMBED_KERNEL_CACHE", Path(tempfile.gettempdir()) / "netembed-kernels"))
-        target = cache / f"zoo_kernel_{width}_{activation}_{digest}.so"
-        if not target.exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(f".{os.getpid()}.tmp")  # atomic: another process may build too
-            done = subprocess.run([cc, *FLAGS, *defines, str(SOURCE), "-o", str(partial), "-lm"], capture_output=True, text=True)
-            if done.returncode != 0:
-                raise KernelUnavailable(f"building the C kernel failed: {done.stderr.strip()[-500:]}")
-            os.replace(partial, target)
-        lib = ctypes.CDLL(str(target))
-        ptrs = ctypes.POINTER(ctypes.c_void_p)
-        lib.zoo_step.restype = ctypes.c_int
-        lib.zoo_step.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p] * 2 + [ptrs] * 3 + [ctypes.c_void_p]
-        lib.zoo_step.argtypes += [ctypes.c_float] * 5 + [ctypes.c_int]
-        _libraries[key] = lib
-        return lib
+        if key not in _libraries:
+            try:
+                _libraries[key] = _build_and_load(width, activation, cc)
+            except OSError as err:  # an unwritable cache folder, a library the loader refuses
+                raise KernelUnavailable(f"the C kernel could not be built or loaded: {err}") from err
+        return _libraries[key]
+
+
+def _build_and_load(width: int, activation: str, cc: str) -> ctypes.CDLL:
+    """Compile zoo_kernel.c for this width and activation (unless cached) and load it."""
+    defines = [f"-DW={width}"] + (["-DLEAKY"] if activation == "leaky_relu" else [])
+    digest = hashlib.sha256(
+        SOURCE.read_bytes() + " ".join([cc, *FLAGS, *defines]).encode() + _cpu_key().encode()
+    ).hexdigest()[:16]
+    cache = Path(os.environ.get("NETEMBED_KERNEL_CACHE", Path(tempfile.gettempdir()) / "netembed-kernels"))
+    target = cache / f"zoo_kernel_{width}_{activation}_{digest}.so"
+    if not target.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.tmp")  # atomic: another process may build too
+        done = subprocess.run([cc, *FLAGS, *defines, str(SOURCE), "-o", str(partial), "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise KernelUnavailable(f"building the C kernel failed: {done.stderr.strip()[-500:]}")
+        os.replace(partial, target)
+    lib = ctypes.CDLL(str(target))
+    ptrs = ctypes.POINTER(ctypes.c_void_p)
+    lib.zoo_step.restype = ctypes.c_int
+    lib.zoo_step.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p] * 2 + [ptrs] * 3 + [ctypes.c_void_p]
+    lib.zoo_step.argtypes += [ctypes.c_float] * 5 + [ctypes.c_int]
+    return lib
 
 
 def kernel_threads() -> int:

@@ -1,5 +1,7 @@
 """The fused C training step against the plain autograd step (and, in test_zoo.py, against a loop of nn.Modules)."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,21 @@ def test_engines_agree_on_a_whole_zoo_and_auto_falls_back_for_smooth_activations
         train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=3, activation="tanh"), engine="kernel")
     with pytest.raises(ValueError, match="engine"):
         train_zoo(tiny_family, config, engine="fast")
+
+
+@needs_kernel
+def test_a_kernel_that_cannot_be_built_falls_back_to_autograd(tiny_family, monkeypatch, tmp_path):
+    config = ZooConfig(models_per_function=2, width=3, steps=3, batch_size=8)
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    with pytest.warns(RuntimeWarning, match="building the C kernel failed"):
+        assert train_zoo(tiny_family, config).engine == "autograd"
+    with pytest.raises(zoo_kernel.KernelUnavailable):
+        train_zoo(tiny_family, config, engine="kernel")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CC", shutil.which("gcc"))
+    monkeypatch.setenv("NETEMBED_KERNEL_CACHE", str(blocker / "cache"))  # cannot be created
+    with pytest.warns(RuntimeWarning, match="could not be built or loaded"):
+        assert train_zoo(tiny_family, config).engine == "autograd"
+    monkeypatch.setenv("NETEMBED_NO_KERNEL", "1")
+    assert train_zoo(tiny_family, config).engine == "autograd"

@@ -27,6 +27,7 @@ from .family import Family, dense_grid
 
 FIT_GRID = 1025  # dense held-out grid for each model's fit error
 FIT_CHUNK = 128  # models evaluated at once on that grid (bounds its memory)
+DRAW_CHUNK = 64  # training steps whose inputs and targets are drawn at once (saves per-step overhead)
 ProgressFn = Callable[[int, np.ndarray], "bool | None"]  # (step, per-model losses) -> False to stop
 
 
@@ -125,6 +126,13 @@ def lr_at(step: int, config: ZooConfig) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def draw_chunk(gen: torch.Generator, coeffs: torch.Tensor, config: ZooConfig, steps: int, device):
+    """The next `steps` input draws, one per step as the loop of modules draws them, and every function's
+    targets on them, in one Horner pass: x (steps, batch), y (K, steps, batch)."""
+    x = torch.stack([torch.rand(config.batch_size, generator=gen) * 2 - 1 for _ in range(steps)]).to(device)
+    return x, polynomial_targets(coeffs, x.reshape(-1)).reshape(-1, steps, config.batch_size)
+
+
 def input_generator(config: ZooConfig) -> torch.Generator:
     return torch.Generator().manual_seed(config.seed + 7919)  # separate stream from the inits
 
@@ -165,9 +173,10 @@ def train_zoo(
     start = time.perf_counter()
     step = 0
     for step in range(1, config.steps + 1):
-        x = (torch.rand(config.batch_size, generator=gen) * 2 - 1).to(device)  # (batch,) shared by all models
-        y = polynomial_targets(coeffs, x)[task_index]  # (n, batch)
-        window += train_step(x, y, step).to(device)  # (n,) each model's loss before the update
+        if (step - 1) % DRAW_CHUNK == 0:
+            xs, ys = draw_chunk(gen, coeffs, config, min(DRAW_CHUNK, config.steps - step + 1), device)
+        x, y = xs[(step - 1) % DRAW_CHUNK], ys[:, (step - 1) % DRAW_CHUNK]  # (batch,) shared by all, (K, batch)
+        window += train_step(x, y[task_index], step).to(device)  # (n,) each model's loss before the update
         if step % log_every == 0 or step == config.steps:
             span = (step - 1) % log_every + 1
             curves.append((window / span).cpu().numpy())

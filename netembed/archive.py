@@ -4,39 +4,33 @@ An uploaded file comes from anywhere, so it is treated as hostile: its size is c
 every member must be a plain run file (a name from the run schema, optionally inside one
 top folder) with a declared size under the limit. Absolute paths, `..`, backslashes,
 symlinks, encrypted or duplicate members and zip bombs are refused by name. The members
-are then unpacked into a private temporary folder and go through `load_run`, which checks
-checksums and the schema; nothing is unpickled, so nothing in the archive can run.
+are then unpacked in memory (never onto disk) and go through the same checks as a run
+folder (`run_from_files`: checksums and the schema); nothing is unpickled, so nothing in
+the archive can run.
 """
 
 from __future__ import annotations
 
 import io
 import stat
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from . import atomic
 from .limits import max_run_file_bytes, max_upload_bytes
-from .store import ALLOWED_FILES, RUN_NAME, Run, RunError, load_run
+from .store import ALLOWED_FILES, RUN_NAME, Run, RunError, read_run_files, run_from_files
 
 UNPACK_FACTOR = 20  # an archive may unpack to at most this many times the upload limit (runs compress ~1-5x)
 
 
 def run_archive(folder: str | Path) -> bytes:
-    """A zip of the run folder's files (flat), for download; refuses anything that is not a run file."""
-    folder = Path(folder)
+    """A zip of the run folder's files (flat), for download: one consistent version, run files only."""
+    files = read_run_files(folder)
+    if "meta.json" not in files:
+        raise RunError(f"{folder}: not a run folder (no meta.json)")
     buf = io.BytesIO()
-    with atomic.folder_lock(folder, exclusive=False):  # no save swaps the folder while we read it
-        if folder.is_symlink() or not folder.is_dir():
-            raise RunError(f"{folder}: no such run folder")
-        paths = sorted(folder.iterdir())
-        strangers = [p.name for p in paths if p.name not in ALLOWED_FILES or p.is_symlink() or not p.is_file()]
-        if strangers or "meta.json" not in {p.name for p in paths}:
-            raise RunError(f"{folder}: not a run folder (unexpected {', '.join(strangers) or 'lack of meta.json'})")
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for p in paths:
-                zf.writestr(p.name, p.read_bytes())
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
     return buf.getvalue()
 
 
@@ -53,12 +47,8 @@ def load_run_archive(data: bytes, max_bytes: int | None = None) -> Run:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError) as e:
         raise RunError(f"upload: not a zip archive of a run folder ({e})") from None
     members = _check_members(infos, max_bytes)
-    with tempfile.TemporaryDirectory(prefix="netembed-upload-") as tmp:
-        folder = Path(tmp) / "run"
-        folder.mkdir()
-        for name, info in members.items():
-            (folder / name).write_bytes(_read_member(zf, info))
-        return load_run(folder)
+    # unpacked in memory, never on disk, then through the same checks as a run folder
+    return run_from_files({name: _read_member(zf, info) for name, info in members.items()})
 
 
 def _check_members(infos: list[zipfile.ZipInfo], max_bytes: int) -> dict[str, zipfile.ZipInfo]:

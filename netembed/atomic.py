@@ -7,8 +7,9 @@ process killed exactly there leaves the previous folder under `.NAME.old-*`, and
 `restore_previous` puts it back (the next save, load or listing does so).
 
 Saves are serialised by an exclusive `flock` on the parent folder itself (so no lock
-files are ever created, and a load writes nothing); loads take a shared lock on it, so a
-reader never sees a folder swapped under it half-way. Saves into one runs folder thus
+files are ever created). Reads take no lock at all, so a stream of readers can never
+starve a save: `read_folder` opens every file relative to the folder's directory handle,
+so a swap mid-read cannot mix two versions. Saves into one runs folder thus
 wait for each other, which costs little: a save writes a few MB. Every leftover is
 hidden (leading dot), so a listing of visible names never shows a half-written folder.
 """
@@ -20,6 +21,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -30,7 +32,15 @@ class FolderBusy(TimeoutError):
     """Another process held the folder's lock for longer than the timeout."""
 
 
-def _leftovers(folder: Path, kind: str) -> list[Path]:
+class FolderError(ValueError):
+    """A folder that cannot be read as one: missing, not a folder, or holding what it should not."""
+
+
+class FolderMissing(FolderError):
+    """No folder at that path (maybe only for the instant between a save's two renames)."""
+
+
+def leftovers(folder: Path, kind: str) -> list[Path]:
     """Hidden `.NAME.old-*` or `.NAME.tmp-*` siblings of `folder`, newest first."""
     prefix = f".{folder.name}.{kind}-"
     try:
@@ -77,14 +87,14 @@ def restore_previous(folder: Path, is_complete) -> bool:
     folder is a whole one worth restoring.
     """
     if not folder.exists():
-        for old in _leftovers(folder, "old"):
+        for old in leftovers(folder, "old"):
             inner = old / "run"  # an earlier layout kept the previous folder one level down
             candidate = inner if inner.is_dir() and not inner.is_symlink() else old
             if not old.is_symlink() and candidate.is_dir() and is_complete(candidate):
                 os.rename(candidate, folder)
                 _fsync_dir(folder.parent)
                 break
-    for stale in _leftovers(folder, "old") + _leftovers(folder, "tmp"):
+    for stale in leftovers(folder, "old") + leftovers(folder, "tmp"):
         _remove(stale)  # safe: the exclusive lock means no save of this name is running
     return folder.exists()
 
@@ -135,3 +145,94 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- listing and reading one version
+
+
+def list_folders(root: Path, name_pattern, is_complete) -> list[str]:
+    """Names (matching `name_pattern`) of whole folders in `root`, newest first, leftovers accounted for."""
+    if not root.is_dir():
+        return []
+    names = set()
+    for entry in root.iterdir():
+        hidden = entry.name.startswith(".")
+        name = entry.name[1:].partition(".old-")[0] if hidden else entry.name
+        if name_pattern.match(name) and (not hidden or ".old-" in entry.name):
+            names.add(name)
+    found = {name: t for name in names if (t := _whole_version_time(root / name, is_complete)) is not None}
+    return sorted(found, key=found.get, reverse=True)
+
+
+def _whole_version_time(folder: Path, is_complete) -> float | None:
+    """mtime of a whole version of `folder`: itself, else a moved-aside previous one (put back if its
+    save was killed). A save's renames move the version between the two, so look twice."""
+    for attempt in range(2):
+        try:
+            if not folder.is_symlink() and is_complete(folder):
+                return folder.stat().st_mtime
+            if attempt == 0 and not folder.exists():
+                if try_restore(folder, is_complete) and is_complete(folder):
+                    return folder.stat().st_mtime  # a killed save's previous version, put back
+                for old in leftovers(folder, "old"):
+                    if is_complete(old):
+                        return old.stat().st_mtime  # a running save is between its renames
+        except OSError:
+            pass  # moved or removed while we looked; look once more
+    return None
+
+
+def read_folder(folder: Path, allowed: set[str], max_file_bytes: int) -> dict[str, bytes]:
+    """{name: bytes} of every file in `folder`, all from one version of it, without a lock.
+
+    Files are opened through the folder's directory handle, and the folder must still be at
+    its path after the last read: a save that swapped a new version in mid-read (and began
+    deleting the old one) means "read the new version instead".
+    Names outside `allowed`, symlinks, sub-folders and files over `max_file_bytes` are refused.
+    """
+    for _ in range(5):
+        try:
+            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise FolderMissing(f"{folder}: no such run folder") from None
+        except OSError:  # a file, or a symlink (ELOOP): never followed out of the runs folder
+            raise FolderError(f"{folder}: not a run folder") from None
+        try:
+            files = _read_through(folder, dfd, allowed, max_file_bytes)
+            if _same_folder(folder, dfd):
+                # still in place after the last read, so no save had moved it aside (and begun deleting it)
+                return files
+        except FileNotFoundError:
+            if _same_folder(folder, dfd):
+                raise FolderError(f"{folder}: a file vanished while being read") from None
+        finally:
+            os.close(dfd)
+    raise FolderError(f"{folder}: kept being replaced while being read; try again")
+
+
+def _same_folder(folder: Path, dfd: int) -> bool:
+    try:
+        now, held = os.stat(folder, follow_symlinks=False), os.fstat(dfd)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _read_through(folder: Path, dfd: int, allowed: set[str], max_file_bytes: int) -> dict[str, bytes]:
+    present = sorted(os.listdir(dfd))
+    strangers = [n for n in present if n not in allowed]
+    if strangers:
+        more = f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
+        raise FolderError(f"{folder}: refusing unexpected file(s) {', '.join(strangers[:5])}{more}; "
+                          "a run holds only safetensors and JSON files")  # fmt: skip
+    files = {}
+    for name in present:
+        info = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode):
+            raise FolderError(f"{name}: not a regular file (a symlink or folder) in {folder}")
+        if info.st_size > max_file_bytes:
+            raise FolderError(f"{name}: {info.st_size / 2**20:.1f} MiB is over the {max_file_bytes / 2**20:.0f} MiB "
+                              "limit for a run file")  # fmt: skip
+        with os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd), "rb") as fh:
+            files[name] = fh.read(max_file_bytes + 1)
+    return files

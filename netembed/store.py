@@ -82,20 +82,10 @@ def list_runs(runs_dir: str | Path) -> list[str]:
     """Names of the complete runs in `runs_dir`, newest first; never a half-written one.
 
     A save killed between its two renames leaves only a hidden `.NAME.old-*`; listing puts
-    that previous run back first (unless a save of NAME is running right now).
+    that previous run back first. A save running right now between its renames still lists
+    NAME: at every instant either NAME or its `.NAME.old-*` holds a whole version (atomic.py).
     """
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    for entry in root.iterdir():
-        name, sep, _ = entry.name[1:].partition(".old-")
-        if entry.name.startswith(".") and sep and RUN_NAME.match(name) and not (root / name).exists():
-            try:
-                atomic.try_restore(root / name, _looks_like_run)
-            except OSError:
-                pass  # e.g. a read-only runs folder: list what is there rather than fail the listing
-    runs = [p for p in root.iterdir() if RUN_NAME.match(p.name) and not p.is_symlink() and _looks_like_run(p)]
-    return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+    return atomic.list_folders(Path(runs_dir), RUN_NAME, _looks_like_run)
 
 
 def _looks_like_run(folder: Path) -> bool:
@@ -276,8 +266,19 @@ def save_run(run: Run, folder: str | Path, overwrite: bool = True) -> Path:
 # ---------------------------------------------------------------- load
 
 
-def _read_json(folder: Path, name: str, expected_sha: str | None) -> dict:
-    data = _read_bytes(folder, name, expected_sha)
+def read_run_files(folder: str | Path) -> dict[str, bytes]:
+    """Every file of a run folder as bytes: one consistent version, read without any lock (atomic.py).
+
+    Only regular files named in the run schema are read; symlinks and oversized files are refused.
+    """
+    try:
+        return atomic.read_folder(Path(folder), ALLOWED_FILES, max_run_file_bytes())
+    except atomic.FolderError as e:
+        raise RunError(str(e)) from None
+
+
+def _read_json(files: dict[str, bytes], name: str, expected_sha: str | None) -> dict:
+    data = _read_bytes(files, name, expected_sha)
     try:
         obj = json.loads(data, parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:
@@ -291,21 +292,17 @@ def _no_constant(word: str):
     raise ValueError(f"{word} is not a JSON number")  # saves never write NaN/Infinity, so an edit did
 
 
-def _read_bytes(folder: Path, name: str, expected_sha: str | None) -> bytes:
-    path = folder / name
-    if path.is_symlink() or not path.is_file():
-        raise RunError(f"{name}: missing from {folder} (or not a regular file)")
-    size, limit = path.stat().st_size, max_run_file_bytes()
-    if size > limit:
-        raise RunError(f"{name}: {size / 2**20:.1f} MiB is over the {limit / 2**20:.0f} MiB limit for a run file")
-    data = path.read_bytes()
+def _read_bytes(files: dict[str, bytes], name: str, expected_sha: str | None) -> bytes:
+    if name not in files:
+        raise RunError(f"{name}: missing from the run")
+    data = files[name]
     if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
         raise RunError(f"{name}: checksum does not match meta.json (the file is truncated, corrupted or edited)")
     return data
 
 
-def _read_tensors(folder: Path, name: str, expected_sha: str) -> dict[str, torch.Tensor]:
-    data = _read_bytes(folder, name, expected_sha)
+def _read_tensors(files: dict[str, bytes], name: str, expected_sha: str) -> dict[str, torch.Tensor]:
+    data = _read_bytes(files, name, expected_sha)
     try:
         return st_load(data)  # safetensors parses a header and raw buffers: it cannot run code
     except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
@@ -332,25 +329,26 @@ def load_run(folder: str | Path) -> Run:
     """
     folder = Path(folder)
     with _store_errors(folder.name):
-        with atomic.folder_lock(folder, exclusive=False):  # no save swaps it while we read
-            if folder.exists() or folder.is_symlink():
-                return _load(folder)
-        with atomic.folder_lock(folder, exclusive=True):
-            if atomic.restore_previous(folder, _looks_like_run):
-                return _load(folder)
-    raise RunError(f"{folder}: no such run folder")
+        try:
+            files = atomic.read_folder(folder, ALLOWED_FILES, max_run_file_bytes())
+        except atomic.FolderMissing:
+            # absent, or a save is between its two renames, or one was killed there: the lock waits out
+            # a running save, then restore_previous puts back what a killed one moved aside
+            with atomic.folder_lock(folder, exclusive=True):
+                if not atomic.restore_previous(folder, _looks_like_run):
+                    raise RunError(f"{folder}: no such run folder") from None
+            files = read_run_files(folder)
+        except atomic.FolderError as e:
+            raise RunError(str(e)) from None
+    return run_from_files(files)
 
 
-def _load(folder: Path) -> Run:
-    if folder.is_symlink() or not folder.is_dir():
-        raise RunError(f"{folder}: not a run folder")
-    present = {p.name for p in folder.iterdir()}
-    strangers = sorted(present - ALLOWED_FILES)
+def run_from_files(files: dict[str, bytes]) -> Run:
+    """Parse and validate a run from its files' bytes (a folder read by read_run_files, or an upload)."""
+    strangers = sorted(set(files) - ALLOWED_FILES)
     if strangers:
-        more = f" and {len(strangers) - 5} more" if len(strangers) > 5 else ""
-        raise RunError(f"{folder}: refusing unexpected file(s) {', '.join(strangers[:5])}{more}; "
-                       "a run holds only safetensors and JSON files")  # fmt: skip
-    meta = _read_json(folder, "meta.json", None)
+        raise RunError(f"refusing unexpected file(s) {', '.join(strangers[:5])}; a run holds only safetensors and JSON")
+    meta = _read_json(files, "meta.json", None)
     if meta.get("format_version") != FORMAT_VERSION:
         raise RunError(f"meta.json: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
     checksums = meta.get("files")
@@ -360,15 +358,15 @@ def _load(folder: Path) -> Run:
     for name in ("family.json", "zoo.json", "zoo.safetensors"):
         if name not in checksums:
             raise RunError(f"meta.json: does not list {name}")
-    unlisted = sorted(present - set(checksums) - {"meta.json"})
+    unlisted = sorted(set(files) - set(checksums) - {"meta.json"})
     if unlisted:
         raise RunError(f"meta.json: does not list {', '.join(unlisted)} (added by hand?)")
     with _file_errors("family.json"):
-        family = family_from_meta(_read_json(folder, "family.json", checksums["family.json"]))
+        family = family_from_meta(_read_json(files, "family.json", checksums["family.json"]))
     with _file_errors("zoo.safetensors / zoo.json"):
         zoo = zoo_from_tensors(
-            _read_tensors(folder, "zoo.safetensors", checksums["zoo.safetensors"]),
-            _read_json(folder, "zoo.json", checksums["zoo.json"]),
+            _read_tensors(files, "zoo.safetensors", checksums["zoo.safetensors"]),
+            _read_json(files, "zoo.json", checksums["zoo.json"]),
         )
     if zoo.task_ids.max(initial=0) >= family.n_functions:
         raise RunError("zoo.safetensors: task_ids point past the family's functions")
@@ -378,8 +376,8 @@ def _load(folder: Path) -> Run:
             from .cloze import Embedder  # lazily: a zoo-only run never needs the embedder code
 
             embedder = Embedder.from_state(
-                _read_tensors(folder, "embedder.safetensors", checksums["embedder.safetensors"]),
-                _read_json(folder, "embedder.json", checksums["embedder.json"]),
+                _read_tensors(files, "embedder.safetensors", checksums["embedder.safetensors"]),
+                _read_json(files, "embedder.json", checksums["embedder.json"]),
             )
-    report = _read_json(folder, "report.json", checksums["report.json"]) if "report.json" in checksums else None
+    report = _read_json(files, "report.json", checksums["report.json"]) if "report.json" in checksums else None
     return Run(family=family, zoo=zoo, embedder=embedder, report=report, meta=meta)

@@ -132,7 +132,10 @@ def test_duplicates_missing_meta_and_several_runs_are_refused(archive):
 def test_run_archive_refuses_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "secret.txt").write_text("x")
-    with pytest.raises(RunError, match="not a run folder"):
+    with pytest.raises(RunError, match="unexpected file.*secret.txt"):
         run_archive(tmp_path / "notes")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="not a run folder"):
+        run_archive(tmp_path / "empty")
     with pytest.raises(RunError, match="no such run"):
         run_archive(tmp_path / "missing")

@@ -504,3 +504,27 @@ def test_two_users_saving_one_new_name_at_once_cannot_both_win(tmp_path, parts):
         results.append(buf)
     assert sorted(results) == [b"LOST", b"WON."]
     assert load_run(tmp_path / "race").report["tag"] in ("a", "b")
+
+
+def test_loads_during_a_stream_of_saves_always_see_one_whole_run(tmp_path, parts):
+    """A reader never mixes files of two versions: the shared lock keeps the folder still while it reads."""
+    family, zoo = parts
+    save_run(make_run(parts, "v0"), tmp_path / "r")
+
+    def child(w):
+        os.write(w, b"GO")
+        for k in range(10**6):
+            save_run(Run(family=family, zoo=zoo, report={"tag": f"v{k}", "pad": [k] * 5000}), tmp_path / "r")
+
+    pid, fd = in_child(child)
+    wait_for(fd, b"GO")
+    tags, listed, deadline = set(), set(), time.monotonic() + 2.0
+    try:
+        while time.monotonic() < deadline or len(tags) < 2:  # a few hundred loads racing the saves
+            tags.add(load_run(tmp_path / "r").report["tag"])  # raises if it ever mixes two versions
+            listed.add(tuple(list_runs(tmp_path)))
+    finally:
+        kill(pid)
+        os.close(fd)
+    assert len(tags) > 1, "the saves should have overtaken some loads"
+    assert listed == {("r",)}

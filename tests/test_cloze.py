@@ -17,7 +17,7 @@ from netembed.gradients import input_gradients, line_sections
 from netembed.store import Run, load_run, save_run
 from netembed.zoo import train_zoo
 
-SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_inputs=24, models_per_batch=8)
+SMALL = dict(d_model=16, n_heads=2, n_layers=1, n_inputs=24, models_per_batch=8, mask_ratio=0.5, lr=5e-3)
 
 
 @pytest.fixture(scope="module")

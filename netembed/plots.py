@@ -256,7 +256,8 @@ def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str |
     lowest = np.nanmin(table.values) if np.isfinite(table.values).any() else 0.0
     fig = go.Figure(go.Heatmap(
         z=table.values, x=[f"{c:g}" for c in table.columns], y=[str(r) for r in table.index],
-        colorscale="Viridis", zmin=min(0.0, lowest), zmax=1.0,  # scores live in [0, 1] (R^2 may dip below) texttemplate="%{z:.2f}", colorbar=dict(title=PROBE_COLUMNS.get(metric, metric)),
+        colorscale="Viridis", zmin=min(0.0, lowest), zmax=1.0,  # scores live in [0, 1]; R^2 may dip below 0
+        texttemplate="%{z:.2f}", colorbar=dict(title=PROBE_COLUMNS.get(metric, metric)),
         hovertemplate="mask ratio %{x}, bottleneck %{y}: %{z:.3f}<extra></extra>",
     ))  # fmt: skip
     fig.update_xaxes(title_text="mask ratio", type="category")

@@ -97,6 +97,7 @@ def test_probe_frame_confusion_and_sweep():
     fig = plots.sweep_figure(rows)
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3, 2) and z[2, 1] == pytest.approx(8.5)
+    assert fig.data[0].texttemplate and (fig.data[0].zmin, fig.data[0].zmax) == (0.0, 1.0)  # numbers in the cells
 
 
 def test_cloze_figure_splits_visible_and_hidden():

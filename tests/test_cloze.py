@@ -140,3 +140,15 @@ def test_smooth_activation_falls_back_to_sample_masking_with_a_note():
     zoo = train_zoo(family, ZooConfig(models_per_function=3, width=8, activation="tanh", steps=20))
     emb = train_embedder(zoo, ClozeConfig(steps=3, **SMALL))
     assert emb.mask_unit_ == "sample" and "per-sample" in emb.notes_[0]
+
+
+def test_masked_error_equals_the_full_decoder_at_the_masked_samples(trained, tiny_zoo):
+    source = GradientSource(tiny_zoo, "section")
+    g = torch.Generator().manual_seed(4)
+    x = draw_inputs(30, g)
+    ids = torch.arange(tiny_zoo.n_models)
+    true = source.gradients(ids, x)
+    masked = make_mask(source.section_ids(ids, x), 0.4, g)
+    with torch.no_grad():
+        reference = ((trained(x, true, masked) - true) / trained.grad_scale)[masked]  # decode everything
+        torch.testing.assert_close(trained.masked_error(x, true, masked), reference, rtol=1e-5, atol=1e-6)

@@ -265,8 +265,9 @@ def validation_r2(embedder: Embedder, batch) -> float:
 
 def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu") -> Embedder:
     """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
-    torch.manual_seed(config.seed)  # nn.Module init draws from the global generator; seed it for reproducibility
-    embedder = Embedder(config).to(device)
+    with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
+        torch.manual_seed(config.seed)
+        embedder = Embedder(config).to(device)
     source = GradientSource(zoo, config.mask_unit, device)
     embedder.mask_unit_ = source.mask_unit
     embedder.notes_ = [source.note] if source.note else []

@@ -91,7 +91,9 @@ def test_training_learns_and_records_its_curves(trained):
 
 
 def test_training_is_seeded(tiny_zoo):
+    state = torch.random.get_rng_state()
     a = train_embedder(tiny_zoo, ClozeConfig(steps=5, **SMALL))
+    assert torch.equal(torch.random.get_rng_state(), state), "training must not move torch's global generator"
     b = train_embedder(tiny_zoo, ClozeConfig(steps=5, **SMALL))
     np.testing.assert_array_equal(embed(a, tiny_zoo), embed(b, tiny_zoo))
 

@@ -145,7 +145,7 @@ def test_cancel_keeps_the_models_trained_so_far():
     at = visit(fresh(), "zoo")
     at.number_input(key="zoo_m").set_value(2)
     at.number_input(key="zoo_width").set_value(4)
-    at.number_input(key="zoo_steps").set_value(100_000).run()
+    at.number_input(key="zoo_steps").set_value(1_000_000).run()
     next(b for b in at.button if b.label == "Train zoo").click().run()
     job = at.session_state["ne"]["jobs"]["zoo"]
     while job.step == 0 and job.running:
@@ -155,7 +155,7 @@ def test_cancel_keeps_the_models_trained_so_far():
     at.run()
     assert not at.exception
     assert any("cancelled at step" in w.value for w in at.warning)
-    assert len(at.dataframe[0].value) == 5 * 2 and 0 < job.result.steps_done < 100_000
+    assert len(at.dataframe[0].value) == 5 * 2 and 0 < job.result.steps_done < 1_000_000
 
 
 def test_save_the_run_made_now_under_a_checked_name(tmp_path):

@@ -112,7 +112,7 @@ def test_every_page_shows_the_demo(server, browser, shots):
 def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1500})
     # settings from the URL, as a shared link would give them
-    page.goto(f"{server}/zoo?fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=50000")
+    page.goto(f"{server}/zoo?fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=1000000")
     settle(page, PAGES["zoo"])
     page.get_by_role("button", name="Train zoo").click()
     expect(page.get_by_text("Zoo training: step")).to_be_visible(timeout=30_000)  # the live panel

@@ -28,7 +28,7 @@ def zoo_ui(base: ZooConfig) -> ZooConfig:
         activation = widgets.choice("Activation", "zoo_act", list(ACTIVATIONS), base.activation,
                                     help="relu and leaky_relu have exact line-sections; tanh and gelu are smooth")  # fmt: skip
     with c3:
-        steps = widgets.number("Steps", "zoo_steps", base.steps, 0, 100_000, step=100)
+        steps = widgets.number("Steps", "zoo_steps", base.steps, 0, 1_000_000, step=100)
         lr = widgets.number("Learning rate", "zoo_lr", float(base.lr), 1e-5, 1.0, step=1e-3, format="%.4f")
     with c4:
         seed = widgets.number("Seed", "zoo_seed", base.seed, 0, 2**31 - 1)

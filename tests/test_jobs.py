@@ -19,7 +19,7 @@ def test_zoo_job_reports_progress_and_keeps_the_zoo(tiny_family):
 def test_cancel_keeps_what_was_done(tiny_family):
     job = zoo_job(tiny_family, ZooConfig(models_per_function=2, width=8, steps=100_000, batch_size=32))
     job.start()
-    while job.step == 0:
+    while job.step == 0 and job.running:
         job.wait(0.01)
     job.cancel()
     assert job.wait(60) and job.state == "cancelled"

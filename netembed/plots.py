@@ -60,7 +60,7 @@ def training_figure(steps, series: dict[str, list[float]], title: str | None = N
         fig.add_scatter(x=list(steps), y=list(values), name=name.replace("_", " "), mode="lines",
                         line=dict(color=PALETTE[i % len(PALETTE)]), secondary_y=right)  # fmt: skip
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", dtick="D2", title_text="loss", secondary_y=False)  # labels at 1, 2, 5 per decade
+    fig.update_yaxes(type="log", dtick="D2", exponentformat="e", title_text="loss", secondary_y=False)  # 1, 2, 5 per decade
     if any(n.lower().startswith("r2") for n in series):
         # own ticks, no grid: the right axis must not inherit the log axis's tick positions
         fig.update_yaxes(title_text="R²", tickmode="auto", showgrid=False, secondary_y=True)
@@ -76,7 +76,7 @@ def zoo_curves_figure(zoo: Zoo) -> go.Figure:
             median = np.nanmedian(np.where(np.isfinite(curves), curves, np.nan), axis=0)
         fig.add_scatter(x=zoo.log_steps, y=median, name=f"f{k}", mode="lines", line=dict(color=function_colour(k)))
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", title_text="median training MSE")
+    fig.update_yaxes(type="log", exponentformat="e", title_text="median training MSE")  # 1e-5, not "10µ"
     return _layout(fig, "training loss per function", height=340)
 
 

@@ -23,9 +23,12 @@ from netembed.config import ClozeConfig, FamilyConfig, ZooConfig  # noqa: E402
 from netembed.pipeline import run_pipeline, run_sweep  # noqa: E402
 from netembed.store import save_run  # noqa: E402
 
-FAMILY = FamilyConfig(n_functions=5, degree_min=3, degree_max=4, seed=0)
-ZOO = ZooConfig(models_per_function=20, width=32, depth=2, steps=1500, seed=0)
-CLOZE = ClozeConfig(bottleneck=4, mask_ratio=0.5, steps=800, seed=0)
+# Every setting spelled out, so the script keeps making the bundled run when the core's defaults move.
+FAMILY = FamilyConfig(n_functions=5, degree_min=3, degree_max=4, sampling="roots", min_derivative_distance=1.0, seed=0)
+ZOO = ZooConfig(models_per_function=20, width=32, depth=2, activation="relu", steps=1500, batch_size=256, lr=1e-2,
+                seed=0, train_fraction=0.8, fail_mse=1e-2)  # fmt: skip
+CLOZE = ClozeConfig(bottleneck=4, mask_ratio=0.5, mask_unit="section", n_inputs=64, d_model=64, n_heads=4, n_layers=2,
+                    steps=800, models_per_batch=64, lr=2e-3, seed=0)  # fmt: skip
 SWEEP = dict(mask_ratios=(0.25, 0.5), bottlenecks=(2, 4), steps=120)
 
 

@@ -528,3 +528,36 @@ def test_loads_during_a_stream_of_saves_always_see_one_whole_run(tmp_path, parts
         os.close(fd)
     assert len(tags) > 1, "the saves should have overtaken some loads"
     assert listed == {("r",)}
+
+
+def test_a_separate_python_process_killed_mid_save_leaves_the_previous_run(tmp_path, parts):
+    """The same kill as above, through `python -c` (no fork): what a user's Ctrl-\\ or an OOM kill does."""
+    import subprocess
+    import sys
+    import textwrap
+
+    save_run(make_run(parts, "old"), tmp_path / "r")
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, "tests")
+        from random_zoo import random_run_parts
+        from netembed.store import Run, save_run
+        family, zoo = random_run_parts(n_functions=2, models_per_function=3, width=8)
+        real = os.rename
+        def paused(src, dst):
+            real(src, dst)
+            if ".old-" in str(dst):
+                print("HERE", flush=True)
+                time.sleep(60)
+        os.rename = paused
+        save_run(Run(family=family, zoo=zoo, report={{"tag": "new"}}), {str(tmp_path / "r")!r})
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == "HERE"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert not (tmp_path / "r").exists()  # killed between the renames
+    assert list_runs(tmp_path) == ["r"] and load_run(tmp_path / "r").report == {"tag": "old"}

@@ -5,7 +5,8 @@
 
 Each point trains a fresh zoo (batch 256, depth 2) in its own process, so its peak resident
 memory is its own: reported as the peak minus the process's RSS before training (torch
-and the family already loaded). Steps per point shrink as the work grows (at least 5), and
+and the family already loaded), and as the peak of anonymous memory sampled every 5 ms
+(RSS also counts library code paged in on first use). Steps per point shrink as the work grows (at least 5), and
 time is reported per step. The machine is shared: times are noisy, and CPU seconds (less
 sensitive to other processes) are reported beside wall seconds. The plot needs matplotlib
 (requirements-dev.txt).
@@ -17,6 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,13 +55,25 @@ def point(n_models: int, width: int, threads: int) -> dict:
     config = ZooConfig(models_per_function=probe.models_per_function, width=width, steps=steps)
     train_zoo(make_family(FamilyConfig(n_functions=1, seed=0)), ZooConfig(width=width, steps=1, models_per_function=2))  # build the kernel
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark
-    before = rss_mib("VmRSS")
+    before, anon_before = rss_mib("VmRSS"), rss_mib("RssAnon")
+    anon_peak, done = [anon_before], threading.Event()
+
+    def sample():  # anonymous memory only: RSS also counts library code paged in on first use
+        while not done.wait(0.005):
+            anon_peak[0] = max(anon_peak[0], rss_mib("RssAnon"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     cpu = time.process_time()
     zoo = train_zoo(family, config)
     cpu = time.process_time() - cpu
+    done.set()
+    sampler.join()
     return {"models": n, "width": width, "steps": steps, "engine": zoo.engine, "threads": threads,
             "seconds_per_step": zoo.seconds / steps, "cpu_seconds_per_step": cpu / steps,
-            "model_steps_per_s": n * steps / zoo.seconds, "extra_peak_rss_mib": rss_mib("VmHWM") - before}  # fmt: skip
+            "model_steps_per_s": n * steps / zoo.seconds, "extra_peak_rss_mib": rss_mib("VmHWM") - before,
+            "extra_peak_anon_mib": max(anon_peak[0], rss_mib("RssAnon")) - anon_before,
+            "gflops": n * steps * flops_per_model_step(config) / zoo.seconds / 1e9}  # fmt: skip
 
 
 def run_point(n_models, width, threads) -> dict:
@@ -69,7 +83,8 @@ def run_point(n_models, width, threads) -> dict:
         raise RuntimeError(f"point {n_models} x {width} failed: {done.stderr[-800:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  {result['models']:5d} models, width {width:4d}: {1e3 * result['seconds_per_step']:9.2f} ms/step, "
-          f"{result['model_steps_per_s']:9.0f} model-steps/s, +{result['extra_peak_rss_mib']:7.1f} MiB ({result['engine']})", flush=True)  # fmt: skip
+          f"{result['model_steps_per_s']:9.0f} model-steps/s, +{result['extra_peak_anon_mib']:7.1f} MiB anonymous "
+          f"(+{result['extra_peak_rss_mib']:.1f} MiB RSS) ({result['engine']})", flush=True)  # fmt: skip
     return result
 
 
@@ -86,12 +101,17 @@ def plot(result, path: Path):
     axes[0].loglog(ns, [r["cpu_seconds_per_step"] * 1e3 for r in by_n], "s--", label="CPU")
     axes[0].loglog(ns, [by_n[-1]["cpu_seconds_per_step"] * 1e3 * n / ns[-1] for n in ns], ":", color="gray", label="linear")
     axes[0].set(xlabel="models", ylabel="ms per training step", title="time vs models (width 32)")
-    axes[1].loglog(ns, [max(r["extra_peak_rss_mib"], 0.1) for r in by_n], "o-", label="extra peak RSS")
-    axes[1].loglog(ns, [by_n[-1]["extra_peak_rss_mib"] * n / ns[-1] for n in ns], ":", color="gray", label="linear")
+    axes[1].loglog(ns, [max(r["extra_peak_anon_mib"], 0.1) for r in by_n], "o-", label="extra peak, anonymous")
+    axes[1].loglog(ns, [max(r["extra_peak_rss_mib"], 0.1) for r in by_n], "s--", label="extra peak RSS")
+    axes[1].loglog(ns, [by_n[-1]["extra_peak_anon_mib"] * n / ns[-1] for n in ns], ":", color="gray", label="linear")
     axes[1].set(xlabel="models", ylabel="MiB", title="memory vs models (width 32)")
     ws = [r["width"] for r in by_w]
     axes[2].loglog(ws, [r["model_steps_per_s"] for r in by_w], "o-", label="model-steps/s")
     axes[2].set(xlabel="width", ylabel="model-steps / s", title=f"throughput vs width ({by_w[0]['models']} models)")
+    flops = axes[2].twinx()  # the same runs in matmul FLOP/s: how well each width uses the machine
+    flops.semilogx(ws, [r["gflops"] for r in by_w], "s--", color="tab:orange")
+    flops.set_ylabel("GFLOP/s (orange, dashed)")
+    flops.set_ylim(0, None)
     for ax in axes:
         ax.legend()
         ax.grid(True, which="both", alpha=0.3)
@@ -113,7 +133,7 @@ def main(argv=None):
     print("width (100 models):")
     by_width = [run_point(100, w, args.threads) for w in WIDTHS]
     first, last = by_models[1], by_models[-1]  # 10 and 2000 models: memory growth exponent between them
-    ratio = (last["extra_peak_rss_mib"] / max(first["extra_peak_rss_mib"], 1e-3)) / (last["models"] / first["models"])
+    ratio = (last["extra_peak_anon_mib"] / max(first["extra_peak_anon_mib"], 1e-3)) / (last["models"] / first["models"])
     result = {"threads": args.threads, "by_models": by_models, "by_width": by_width,
               "memory_growth_vs_linear_10_to_2000": ratio,
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

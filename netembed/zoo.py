@@ -5,7 +5,7 @@ is a handful of batched matmuls. The summed loss gives each model exactly its ow
 gradient (models share no parameters), and Adam is elementwise, so the stacked training
 is the same computation as a loop of per-model `nn.Module`s with their own optimisers.
 Two engines run the step (`make_step`): the fused C kernel of zoo_kernel.py on the CPU for
-ReLU / leaky-ReLU (about 25-30x the loop, see benchmarks/zoo_speed.py), and this file's
+ReLU / leaky-ReLU (24-31x the loop as measured, see benchmarks/zoo_speed.py), and this file's
 `AutogradStep` (batched matmuls, autograd, torch's Adam) for any device and activation.
 
 Model i trains function `task_ids[i]`; models are ordered function-major

@@ -1,4 +1,4 @@
-"""How zoo-training time and memory grow with the number of models (1 to 2000) and the width.
+"""How zoo-training time and memory grow with the number of models (2 to 2000) and the width.
 
     python benchmarks/zoo_scaling.py                 # writes results/zoo_scaling.json and .png
     python benchmarks/zoo_scaling.py --threads 2
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-MODEL_COUNTS = (1, 10, 100, 500, 1000, 2000)
+MODEL_COUNTS = (2, 10, 100, 500, 1000, 2000)  # a zoo has at least 2 seeds per function
 WIDTHS = (8, 16, 32, 64, 128, 256)
 WORK_PER_POINT = 4e11  # FLOPs a point may take (about 5-10 s here); fewer steps beyond that
 

@@ -1,6 +1,7 @@
 """The cloze embedder: learn what function a network computes from its input-gradients.
 
-Each training example is one model of the zoo's training split, seen at `n_inputs` fresh
+Each training example is one model of the zoo's training split (diverged models, with
+non-finite weights or fit error, are left out), seen at `n_inputs` fresh
 inputs x (shared by the models of a batch). Some of its gradients are hidden: with
 `mask_unit="section"` a fraction of the model's *line-sections* that hold samples is
 chosen and every sample in them is hidden (so no visible neighbour in the same section
@@ -263,6 +264,14 @@ def validation_r2(embedder: Embedder, batch) -> float:
         return masked_r2(embedder(x, true, masked), true, masked)
 
 
+def finite_models(zoo: Zoo) -> np.ndarray:
+    """(n,) bool: the model's weights and fit error are all finite (it did not diverge)."""
+    ok = torch.ones(zoo.n_models, dtype=torch.bool)
+    for w, b in zoo.layers:
+        ok &= torch.isfinite(w).flatten(1).all(1).cpu() & torch.isfinite(b).flatten(1).all(1).cpu()
+    return ok.numpy() & np.isfinite(zoo.fit_mse)
+
+
 def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu") -> Embedder:
     """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
@@ -271,8 +280,13 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     source = GradientSource(zoo, config.mask_unit, device)
     embedder.mask_unit_ = source.mask_unit
     embedder.notes_ = [source.note] if source.note else []
-    train_ids = torch.as_tensor(np.flatnonzero(zoo.is_train), device=device)
-    val_ids = torch.as_tensor(np.flatnonzero(~zoo.is_train), device=device)
+    # A diverged model (NaN/Inf weights) would turn every loss NaN: leave it out. A model that merely
+    # fits its target badly still computes a function, so it stays.
+    usable = finite_models(zoo)
+    if not (zoo.is_train & usable).any():
+        raise ValueError("every model of the training split diverged: nothing to train the embedder on")
+    train_ids = torch.as_tensor(np.flatnonzero(zoo.is_train & usable), device=device)
+    val_ids = torch.as_tensor(np.flatnonzero(~zoo.is_train & usable), device=device)
     embedder.grad_scale.fill_(rms_gradient(source, train_ids))
     val = _validation_batch(source, val_ids, config, device)
     opt = torch.optim.AdamW(embedder.parameters(), lr=config.lr, weight_decay=1e-4)

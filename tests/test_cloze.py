@@ -154,3 +154,17 @@ def test_masked_error_equals_the_full_decoder_at_the_masked_samples(trained, tin
     with torch.no_grad():
         reference = ((trained(x, true, masked) - true) / trained.grad_scale)[masked]  # decode everything
         torch.testing.assert_close(trained.masked_error(x, true, masked), reference, rtol=1e-5, atol=1e-6)
+
+
+def test_a_diverged_model_is_left_out_of_training_and_poisons_no_other_embedding(tiny_zoo):
+    from netembed.zoo import Zoo
+
+    layers = [(w.clone(), b.clone()) for w, b in tiny_zoo.layers]
+    layers[1][0][0] = float("nan")  # model 0 (training split) diverged
+    fit_mse = tiny_zoo.fit_mse.copy()
+    fit_mse[0] = np.nan
+    poisoned = Zoo(**{**tiny_zoo.__dict__, "layers": layers, "fit_mse": fit_mse})
+    emb = train_embedder(poisoned, ClozeConfig(steps=6, **SMALL))
+    assert np.isfinite(emb.loss_curve_).all() and np.isfinite(emb.cloze_r2_)
+    z = embed(emb, poisoned)
+    assert np.isfinite(z[1:]).all()

@@ -228,8 +228,6 @@ def print_report(report: dict) -> None:
 
 
 def cmd_run(a) -> None:
-    import json
-
     from .pipeline import run_pipeline
 
     set_threads(a.threads)
@@ -242,8 +240,7 @@ def cmd_run(a) -> None:
     finally:
         bars.close()
     warn_divergence(run.zoo)
-    out = save_run(run, a.out)
-    (Path(out) / "report.json").write_text(json.dumps(run.report, indent=1, allow_nan=False))
+    out = save_run(run, a.out)  # the run folder holds report.json (listed, with its checksum, in meta.json)
     print_report(run.report)
     print(f"saved to {out} (report: {Path(out) / 'report.json'})")
 

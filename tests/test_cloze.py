@@ -168,3 +168,17 @@ def test_a_diverged_model_is_left_out_of_training_and_poisons_no_other_embedding
     assert np.isfinite(emb.loss_curve_).all() and np.isfinite(emb.cloze_r2_)
     z = embed(emb, poisoned)
     assert np.isfinite(z[1:]).all()
+
+
+def test_held_out_models_never_influence_training(tiny_zoo):
+    from netembed.zoo import Zoo
+
+    held_out = torch.as_tensor(~tiny_zoo.is_train)
+    layers = [(torch.where(held_out[:, None, None], -3 * w, w), b) for w, b in tiny_zoo.layers]
+    changed = Zoo(**{**tiny_zoo.__dict__, "layers": layers})  # other functions on the held-out seeds
+    a = train_embedder(tiny_zoo, ClozeConfig(steps=6, **SMALL))
+    b = train_embedder(changed, ClozeConfig(steps=6, **SMALL))
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert not np.array_equal(a.r2_curve_, b.r2_curve_)  # the validation R^2 does look at them

@@ -53,6 +53,8 @@ def run_picker() -> None:
         z = run.zoo
         parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]
         parts.append("with an embedder" if run.embedder is not None else "no embedder yet")
+        if picked == state.CURRENT:
+            parts.append(f"saved as {state.saved_as()}" if state.saved_as() else "not saved yet")
         st.caption("; ".join(parts))
 
 
@@ -94,7 +96,9 @@ def save_and_load() -> None:
             if st.button("Save to the runs folder", icon=":material/save:"):
                 try:
                     with st.spinner("Saving..."):
-                        folder = save_run(run, run_path(state.runs_dir(), name))
+                        # overwrite=False: two users saving under one name must not replace each other's run
+                        folder = save_run(run, run_path(state.runs_dir(), name), overwrite=False)
+                    state.mark_saved(name)
                     st.success(f"Saved to {folder}")
                 except RunError as e:
                     st.error(str(e))

@@ -63,7 +63,7 @@ def choices() -> list[str]:
 
 def label(choice: str) -> str:
     if choice == CURRENT:
-        return "the run made now (unsaved)"
+        return "the run made now"
     if choice == DEMO:
         return "demo run (bundled)"
     return f"saved: {choice[len(SAVED):]}"
@@ -109,10 +109,20 @@ def load_error() -> str | None:
 def set_made(run: Run) -> None:
     """Make `run` this session's run-in-progress and show it."""
     s = _session()
-    s["made"], s["choice"] = run, CURRENT
+    s["made"], s["choice"], s["saved_as"] = run, CURRENT, None
     s["serial"] += 1
     s["derived"] = {k: v for k, v in s["derived"].items() if not k[0].startswith("current#")}
     widgets.put("run", CURRENT)  # the sidebar's run picker follows
+
+
+def mark_saved(name: str) -> None:
+    """The run made now was saved under `name` (the sidebar says so until another run is made)."""
+    _session()["saved_as"] = name
+
+
+def saved_as() -> str | None:
+    """The name the run made now was last saved under, if it was."""
+    return _session().get("saved_as")
 
 
 def derived(name: str, compute, *args):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
 from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig
+from .divergence import zoo_report
 from .family import make_family
 from .store import Run, load_run, save_run
 
@@ -99,38 +100,31 @@ def train_zoo_run(a):
     return family, zoo.to("cpu")
 
 
-def zoo_summary(zoo) -> dict:
-    finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
-    return {
-        "n_models": int(zoo.n_models),
-        "fit_mse_median": float(np.median(finite)) if finite.size else float("nan"),
-        "fit_mse_worst": float(finite.max()) if finite.size else float("nan"),
-        "n_failed": int(zoo.failed.sum()),
-        "n_diverged": int((~np.isfinite(zoo.fit_mse)).sum()),
-        "seconds": round(zoo.seconds, 2),
-    }
+def sci(value) -> str:
+    """A fit error for humans: 1.23e-04, or n/a when there is none (every model diverged)."""
+    return "n/a" if value is None else f"{value:.2e}"
 
 
 def cmd_zoo(a) -> None:
     family, zoo = train_zoo_run(a)
     save_run(Run(family=family, zoo=zoo), a.out)
-    s = zoo_summary(zoo)
+    s = zoo_report(zoo)
     print(f"trained {s['n_models']} models ({family.n_functions} functions x {zoo.config.models_per_function} seeds) "
-          f"in {s['seconds']:.1f} s; fit MSE median {s['fit_mse_median']:.2e}, worst {s['fit_mse_worst']:.2e}; "
+          f"in {s['seconds']:.1f} s; fit MSE median {sci(s['fit_mse_median'])}, worst {sci(s['fit_mse_worst'])}; "
           f"{s['n_failed']} failed; saved to {a.out}")  # fmt: skip
 
 
 def cmd_inspect(a) -> None:
     run = load_run(a.run)
     zoo, family = run.zoo, run.family
-    s = zoo_summary(zoo)
+    s = zoo_report(zoo)
     fc, zc = family.config, zoo.config
     print(f"run {Path(a.run).resolve()} (saved {run.meta.get('saved_at', '?')})")
     print(f"  family: {family.n_functions} polynomials, degree {fc.degree_min}-{fc.degree_max}, "
           f"sampling {fc.sampling}, seed {fc.seed}")  # fmt: skip
     print(f"  zoo:    {s['n_models']} MLPs 1->{'->'.join([str(zc.width)] * zc.depth)}->1 {zc.activation}, "
           f"{zoo.steps_done}/{zc.steps} steps, split {zc.n_train_seeds}/{zc.models_per_function} seeds train")  # fmt: skip
-    print(f"          fit MSE median {s['fit_mse_median']:.2e}, worst {s['fit_mse_worst']:.2e}, {s['n_failed']} failed")
+    print(f"          fit MSE median {sci(s['fit_mse_median'])}, worst {sci(s['fit_mse_worst'])}, {s['n_failed']} failed")
     if run.embedder is not None:
         print(f"  embedder: {run.embedder.describe()}")
     if run.report is not None:
@@ -214,7 +208,7 @@ def reused_zoo(a):
 
 def print_report(report: dict) -> None:
     z, e = report["zoo"], report["embedder"]
-    print(f"zoo: {z['n_models']} models, fit MSE median {z['fit_mse_median']:.2e}, {z['n_failed']} failed")
+    print(f"zoo: {z['n_models']} models, fit MSE median {sci(z['fit_mse_median'])}, {z['n_failed']} failed")
     print(f"embedder: cloze R2 on held-out seeds {e['cloze_r2'] if e['cloze_r2'] is None else round(e['cloze_r2'], 3)}"
           f", {e['steps_done']} steps in {e['seconds']:.1f} s")  # fmt: skip
     for note in e["notes"]:

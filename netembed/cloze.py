@@ -1,7 +1,7 @@
 """The cloze embedder: learn what function a network computes from its input-gradients.
 
-Each training example is one model of the zoo's training split (diverged models, with
-non-finite weights or fit error, are left out), seen at `n_inputs` fresh
+Each training example is one model of the zoo's training split (diverged models, whose
+weights went NaN/Inf or whose loss blew up, are left out: divergence.py), seen at `n_inputs` fresh
 inputs x (shared by the models of a batch). Some of its gradients are hidden: with
 `mask_unit="section"` a fraction of the model's *line-sections* that hold samples is
 chosen and every sample in them is hidden (so no visible neighbour in the same section
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .config import ClozeConfig, from_dict, to_dict
+from .divergence import diverged
 from .gradients import NoExactSections, line_sections
 from .zoo import Zoo, mlp_forward
 
@@ -264,14 +265,6 @@ def validation_r2(embedder: Embedder, batch) -> float:
         return masked_r2(embedder(x, true, masked), true, masked)
 
 
-def finite_models(zoo: Zoo) -> np.ndarray:
-    """(n,) bool: the model's weights and fit error are all finite (it did not diverge)."""
-    ok = torch.ones(zoo.n_models, dtype=torch.bool)
-    for w, b in zoo.layers:
-        ok &= torch.isfinite(w).flatten(1).all(1).cpu() & torch.isfinite(b).flatten(1).all(1).cpu()
-    return ok.numpy() & np.isfinite(zoo.fit_mse)
-
-
 def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu") -> Embedder:
     """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
@@ -280,9 +273,9 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     source = GradientSource(zoo, config.mask_unit, device)
     embedder.mask_unit_ = source.mask_unit
     embedder.notes_ = [source.note] if source.note else []
-    # A diverged model (NaN/Inf weights) would turn every loss NaN: leave it out. A model that merely
-    # fits its target badly still computes a function, so it stays.
-    usable = finite_models(zoo)
+    # A diverged model (NaN/Inf weights, or a loss that blew up) would turn every loss NaN or teach
+    # noise: leave it out. A model that merely fits its target badly still computes a function, so it stays.
+    usable = ~diverged(zoo)
     if not (zoo.is_train & usable).any():
         raise ValueError("every model of the training split diverged: nothing to train the embedder on")
     train_ids = torch.as_tensor(np.flatnonzero(zoo.is_train & usable), device=device)

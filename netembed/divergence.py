@@ -27,12 +27,18 @@ def diverged(zoo: Zoo) -> np.ndarray:
     With Adam a too-large learning rate rarely gives NaN on this task: the loss climbs from
     ~0.3 to hundreds and stays there. Ending training worse than the random init is divergence.
     """
-    finite = np.isfinite(zoo.fit_mse)
-    for w, b in zoo.layers:
-        finite &= np.isfinite(w.detach().cpu().numpy()).all((1, 2)) & np.isfinite(b.detach().cpu().numpy()).all((1, 2))
+    finite = finite_models(zoo)
     curves = zoo.loss_curves
     blew_up = ~(curves[:, -1] <= BLOW_UP * curves[:, 0]) if curves.shape[1] >= 2 else np.zeros(len(finite), bool)
     return ~finite | blew_up
+
+
+def finite_models(zoo: Zoo) -> np.ndarray:
+    """(n,) bool: the model's weights and fit error are all finite."""
+    finite = np.isfinite(zoo.fit_mse)
+    for w, b in zoo.layers:
+        finite &= np.isfinite(w.detach().cpu().numpy()).all((1, 2)) & np.isfinite(b.detach().cpu().numpy()).all((1, 2))
+    return finite
 
 
 def divergence_note(zoo: Zoo) -> str | None:
@@ -52,3 +58,17 @@ def check_not_all_diverged(zoo: Zoo) -> None:
             "became NaN/Inf; "
             f"lower lr (the default is 0.01)"
         )
+
+
+def zoo_report(zoo: Zoo) -> dict:
+    """The zoo's health in numbers (report.json's "zoo"): fit errors, failed and diverged models, time."""
+    finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
+    return {
+        "n_models": int(zoo.n_models),
+        "fit_mse_median": float(np.median(finite)) if finite.size else None,
+        "fit_mse_worst": float(finite.max()) if finite.size else None,
+        "n_failed": int(zoo.failed.sum()),
+        "n_diverged": int(diverged(zoo).sum()),
+        "steps_done": int(zoo.steps_done),
+        "seconds": round(float(zoo.seconds), 3),
+    }

@@ -32,6 +32,7 @@ import numpy as np
 from .baselines import baseline_features, flat_weights, permute_and_rescale, supervised_probe
 from .cloze import embed, train_embedder
 from .config import ClozeConfig, FamilyConfig, ZooConfig, to_dict
+from .divergence import check_not_all_diverged, zoo_report
 from .family import Family, make_family
 from .gradients import input_gradients
 from .probes import probe_all
@@ -54,19 +55,6 @@ def _tell(progress, stage, fraction, **info):
     if progress is None:
         return None
     return progress(stage, float(fraction), {**info, "overall": _overall(stage, fraction)})
-
-
-def zoo_report(zoo: Zoo) -> dict:
-    finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
-    return {
-        "n_models": int(zoo.n_models),
-        "fit_mse_median": float(np.median(finite)) if finite.size else None,
-        "fit_mse_worst": float(finite.max()) if finite.size else None,
-        "n_failed": int(zoo.failed.sum()),
-        "n_diverged": int((~np.isfinite(zoo.fit_mse)).sum()),
-        "steps_done": int(zoo.steps_done),
-        "seconds": round(float(zoo.seconds), 3),
-    }
 
 
 def json_safe(obj):
@@ -161,6 +149,7 @@ def run_pipeline(
             return _tell(progress, "zoo", step / max(1, steps), step=step, loss=loss)
 
         zoo = train_zoo(family, zoo_config, progress=zoo_progress, device=device).to("cpu")
+    check_not_all_diverged(zoo)  # an all-diverged zoo is the learning rate's fault, not a result
     seconds["zoo"] = time.perf_counter() - t
     _tell(progress, "zoo", 1.0)
 

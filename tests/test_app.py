@@ -169,6 +169,12 @@ def test_save_the_run_made_now_under_a_checked_name(tmp_path):
     at.sidebar.text_input(key="save_name").set_value("tiny-zoo").run()
     next(b for b in at.sidebar.button if b.label == "Save to the runs folder").click().run()
     assert (runs / "tiny-zoo" / "meta.json").is_file()
+    at.run()  # the run picker is drawn before the button acts: its caption changes on the next run
+    assert any("saved as tiny-zoo" in c.value for c in at.sidebar.caption)
+    before = (runs / "tiny-zoo" / "meta.json").read_bytes()
+    next(b for b in at.sidebar.button if b.label == "Save to the runs folder").click().run()
+    assert any("exists already" in e.value for e in at.sidebar.error)  # another user's run is never replaced
+    assert (runs / "tiny-zoo" / "meta.json").read_bytes() == before
     at.run()
     assert "saved: tiny-zoo" in at.selectbox(key="run").options
     at.selectbox(key="run").set_value("saved:tiny-zoo").run()

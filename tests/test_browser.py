@@ -132,7 +132,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     settle(page, PAGES["gradients"])
     expect(page.get_by_text("Line-sections on [-1, 1]: model 0:")).to_be_visible()  # the new zoo's model 0
     picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Current run")
-    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)')
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now')
     assert page.locator(EXCEPTION).count() == 0
     # another browser session meanwhile sees only the demo: nothing of this session's run
     other = browser.new_page(viewport={"width": 1400, "height": 1500})
@@ -165,7 +165,7 @@ def test_upload_a_run_archive_and_refuse_a_bad_one(server, browser, tmp_path):
     expect(sidebar.get_by_text("Could not load evil.zip")).to_have_count(0, timeout=30_000)
     sidebar.locator('input[type="file"]').set_input_files(str(good))
     picker = sidebar.get_by_role("combobox", name="Current run")
-    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now (unsaved)', timeout=30_000)
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now', timeout=30_000)
     settle(page, PAGES["zoo"])
     expect(page.get_by_text("100 of 100 models shown")).to_be_visible()
     with page.expect_download(timeout=60_000) as download:  # and the run goes out again as a zip that loads

@@ -103,8 +103,10 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, argv, expected)
     assert unchanged and not (tmp_path / "out").exists()
 
 
-def test_a_learning_rate_that_diverges_training_is_refused_and_not_saved(cli, tmp_path):
-    rc, err, unchanged = cli(["zoo", *TINY, "--lr", "10", "--out", str(tmp_path / "out")])
+@pytest.mark.parametrize("command", ["zoo", "run"])
+def test_a_learning_rate_that_diverges_training_is_refused_and_not_saved(cli, tmp_path, command):
+    # `run` must stop right after the zoo, before training an embedder on models that all blew up
+    rc, err, unchanged = cli([command, *TINY, "--lr", "10", "--out", str(tmp_path / "out")])
     assert_one_line_error(rc, err, "lr 10 made training diverge")
     assert unchanged
 

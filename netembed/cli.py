@@ -254,7 +254,6 @@ def cmd_sweep(a) -> None:
     from dataclasses import replace
 
     from .pipeline import run_sweep
-    from .zoo import train_zoo
 
     ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
     bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")

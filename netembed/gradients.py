@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .config import PIECEWISE_LINEAR
-from .zoo import Zoo, activation_fn
+from .zoo import Zoo
 
 LEAKY_SLOPE = 0.01  # torch.nn.functional.leaky_relu's default negative slope
 

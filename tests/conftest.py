@@ -21,3 +21,11 @@ def tiny_family():
 @pytest.fixture(scope="session")
 def tiny_zoo(tiny_family):
     return train_zoo(tiny_family, ZooConfig(models_per_function=4, width=16, steps=300, batch_size=128, seed=1))
+
+
+@pytest.fixture
+def private_runs_folder(tmp_path, monkeypatch):
+    """The app saves into this test's own runs folder; no UMAP warm-up (numba would hold the GIL for seconds)."""
+    monkeypatch.setenv("NETEMBED_WARM_UMAP", "0")
+    monkeypatch.setenv("NETEMBED_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"

@@ -10,28 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-PAGES = ["family", "zoo", "gradients", "embedder", "embeddings", "sweep"]
-TIMEOUT = 60
+from app_session import MAIN, PAGES, TIMEOUT, fresh, visit
 
-
-@pytest.fixture(autouse=True)
-def quiet_app(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETEMBED_WARM_UMAP", "0")  # numba's compiler would hold the GIL for seconds
-    monkeypatch.setenv("NETEMBED_RUNS_DIR", str(tmp_path / "runs"))
-
-
-def fresh() -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def visit(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("private_runs_folder")
 
 
 def texts(at: AppTest) -> str:

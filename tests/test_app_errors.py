@@ -1,12 +1,13 @@
 """Bad input in the dashboard: hostile links, impossible settings, oversized jobs -> a message, never a traceback."""
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-PAGES = ["family", "zoo", "gradients", "embedder", "embeddings", "sweep"]
+from app_session import MAIN, PAGES, TIMEOUT
+
+pytestmark = pytest.mark.usefixtures("private_runs_folder")
+
 KEYS = ["fam_k", "fam_degree", "fam_sampling", "fam_distance", "fam_seed", "zoo_m", "zoo_width", "zoo_depth",
         "zoo_act", "zoo_steps", "zoo_lr", "zoo_seed", "emb_bottleneck", "emb_mask", "emb_unit", "emb_steps",
         "emb_seed", "sw_ratios", "sw_bottlenecks", "sw_steps", "sw_metric", "run"]  # fmt: skip
@@ -23,20 +24,13 @@ HOSTILE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def private_runs_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETEMBED_WARM_UMAP", "0")
-    monkeypatch.setenv("NETEMBED_RUNS_DIR", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
 def shown(at: AppTest, kind: str) -> list[str]:
     return [str(e.value) for e in getattr(at, kind)]
 
 
 @pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
 def test_a_hostile_link_falls_back_or_explains_on_every_page(value, private_runs_folder):
-    at = AppTest.from_file(MAIN, default_timeout=60)
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
     for key in KEYS:
         at.query_params[key] = value
     at.run()
@@ -58,14 +52,14 @@ def family_then_zoo(at: AppTest, **family) -> AppTest:
 
 
 def test_more_functions_than_the_variety_allows_is_a_message(private_runs_folder):
-    at = family_then_zoo(AppTest.from_file(MAIN, default_timeout=60), fam_k=3, fam_degree=(1, 1))
+    at = family_then_zoo(AppTest.from_file(MAIN, default_timeout=TIMEOUT), fam_k=3, fam_degree=(1, 1))
     assert not at.exception
     assert any("at most 2" in e and "n_functions" in e for e in shown(at, "error")), shown(at, "error")
 
 
 def test_an_oversized_zoo_is_refused_with_its_estimate_and_starts_nothing(monkeypatch, private_runs_folder):
     monkeypatch.setenv("NETEMBED_MAX_MEMORY_MB", "1")
-    at = AppTest.from_file(MAIN, default_timeout=60)
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
     at.run()
     at.switch_page("views/zoo.py").run()
     next(b for b in at.button if b.label == "Train zoo").click().run()

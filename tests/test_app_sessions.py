@@ -4,33 +4,12 @@ Two AppTest sessions in one process share what a real server shares (st.cache_re
 the runs folder) and nothing else, so they stand in for two browsers.
 """
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
-MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-TIMEOUT = 60
+from app_session import fresh, visit
 
-
-@pytest.fixture(autouse=True)
-def private_runs_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETEMBED_WARM_UMAP", "0")
-    monkeypatch.setenv("NETEMBED_RUNS_DIR", str(tmp_path / "runs"))
-    return tmp_path / "runs"
-
-
-def fresh() -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def visit(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"views/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("private_runs_folder")
 
 
 def start_zoo(at: AppTest, n_functions: int, steps: int = 60):

@@ -47,13 +47,18 @@ def test_section_ids_match_the_exact_line_sections(tiny_zoo):
     np.testing.assert_allclose(source.gradients(ids, x).numpy(), input_gradients(tiny_zoo, x.numpy()), atol=1e-6)
 
 
-def test_masked_gradients_never_reach_the_encoder(trained, tiny_zoo):
-    source = GradientSource(tiny_zoo, "section")
-    g = torch.Generator().manual_seed(2)
+def masked_batch(zoo, seed: int, ratio: float):
+    """Every model of the zoo at 30 fresh inputs, whole sections masked: x (30,), true (n, 30), masked (n, 30), g."""
+    source = GradientSource(zoo, "section")
+    g = torch.Generator().manual_seed(seed)
     x = draw_inputs(30, g)
-    ids = torch.arange(tiny_zoo.n_models)
+    ids = torch.arange(zoo.n_models)
     true = source.gradients(ids, x)
-    masked = make_mask(source.section_ids(ids, x), 0.5, g)
+    return x, true, make_mask(source.section_ids(ids, x), ratio, g), g
+
+
+def test_masked_gradients_never_reach_the_encoder(trained, tiny_zoo):
+    x, true, masked, g = masked_batch(tiny_zoo, seed=2, ratio=0.5)
     garbage = torch.where(masked, torch.randn(true.shape, generator=g) * 100, true)
     with torch.no_grad():
         a, b = trained.encode(x, true, masked), trained.encode(x, garbage, masked)
@@ -145,12 +150,7 @@ def test_smooth_activation_falls_back_to_sample_masking_with_a_note():
 
 
 def test_masked_error_equals_the_full_decoder_at_the_masked_samples(trained, tiny_zoo):
-    source = GradientSource(tiny_zoo, "section")
-    g = torch.Generator().manual_seed(4)
-    x = draw_inputs(30, g)
-    ids = torch.arange(tiny_zoo.n_models)
-    true = source.gradients(ids, x)
-    masked = make_mask(source.section_ids(ids, x), 0.4, g)
+    x, true, masked, _ = masked_batch(tiny_zoo, seed=4, ratio=0.4)
     with torch.no_grad():
         reference = ((trained(x, true, masked) - true) / trained.grad_scale)[masked]  # decode everything
         torch.testing.assert_close(trained.masked_error(x, true, masked), reference, rtol=1e-5, atol=1e-6)

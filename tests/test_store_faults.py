@@ -80,14 +80,15 @@ def pause_at(hook_name, when):
     return body
 
 
-def killed_save(tmp_path, parts, hook_name, when):
-    """Save run 'old', then kill a child while it overwrites it with 'new', paused at the hook."""
-    save_run(make_run(parts, "old"), tmp_path / "r")
+def killed_save(tmp_path, parts, hook_name, when, tag="new", previous=True):
+    """Save run 'old' (if `previous`), then kill a child while it saves run `tag` over it, paused at the hook."""
+    if previous:
+        save_run(make_run(parts, "old"), tmp_path / "r")
     install = pause_at(hook_name, when)
 
     def child(w):
         install(w)
-        save_run(make_run(parts, "new"), tmp_path / "r")
+        save_run(make_run(parts, tag), tmp_path / "r")
 
     pid, fd = in_child(child)
     wait_for(fd, b"HERE")
@@ -125,16 +126,7 @@ def test_kill_while_writing_files_keeps_the_previous_run(tmp_path, parts):
 
 
 def test_first_save_killed_leaves_no_run_that_lists_or_loads(tmp_path, parts):
-    install = pause_at("fsync", lambda args: True)
-
-    def child(w):
-        install(w)
-        save_run(make_run(parts, "first"), tmp_path / "r")
-
-    pid, fd = in_child(child)
-    wait_for(fd, b"HERE")
-    kill(pid)
-    os.close(fd)
+    killed_save(tmp_path, parts, "fsync", lambda args: True, tag="first", previous=False)
     assert list_runs(tmp_path) == []
     with pytest.raises(RunError, match="no such run"):
         load_run(tmp_path / "r")

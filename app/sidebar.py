@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import os
 import threading
-import zipfile
 
 import streamlit as st
 
 from app import state, widgets
-from netembed.archive import load_run_archive, run_archive
+from netembed.archive import load_run_archive, run_archive, zip_files
+from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
 
-UPLOAD_LIMIT_MB = 50  # a demo-sized run is a few MB; anything far bigger is not what this app is for
 
 
 @st.cache_resource
@@ -80,11 +78,7 @@ def _download_bytes(run, choice: str) -> bytes:
         return run_archive(state.DEMO_DIR)
     if choice.startswith(state.SAVED):
         return run_archive(run_path(state.runs_dir(), choice[len(state.SAVED):]))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in run_files(run).items():
-            z.writestr(name, data)
-    return buf.getvalue()
+    return zip_files(run_files(run))
 
 
 def save_and_load() -> None:
@@ -106,12 +100,13 @@ def save_and_load() -> None:
             st.download_button("Download this run (.zip)", data=lambda: _download_bytes(run, choice),
                                file_name=f"netembed-{state.run_key().replace(':', '-').replace('#', '-')}.zip",
                                mime="application/zip", on_click="ignore", icon=":material/download:")  # fmt: skip
-        upload = st.file_uploader("Load a run (.zip)", type=["zip"], key="upload", max_upload_size=UPLOAD_LIMIT_MB,
-                                  help=f"a run folder zipped, as downloaded here; at most {UPLOAD_LIMIT_MB} MB")  # fmt: skip
+        limit_mb = max_upload_bytes() // 2**20  # NETEMBED_MAX_UPLOAD_MB, shared with the archive check
+        upload = st.file_uploader("Load a run (.zip)", type=["zip"], key="upload", max_upload_size=limit_mb,
+                                  help=f"a run folder zipped, as downloaded here; at most {limit_mb} MB")  # fmt: skip
         if upload is not None and st.session_state.get("upload_done", (None,))[0] != upload.file_id:
             try:  # each upload is checked once, not on every rerun; its verdict stays beside it
                 with st.spinner(f"Checking and loading {upload.name}..."):
-                    loaded = load_run_archive(upload.getvalue(), max_bytes=UPLOAD_LIMIT_MB * 2**20)
+                    loaded = load_run_archive(upload.getvalue())
             except RunError as e:
                 st.session_state["upload_done"] = (upload.file_id, f"Could not load {upload.name}: {e}")
             else:

@@ -27,6 +27,11 @@ def run_archive(folder: str | Path) -> bytes:
     files = read_run_files(folder)
     if "meta.json" not in files:
         raise RunError(f"{folder}: not a run folder (no meta.json)")
+    return zip_files(files)
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """A flat zip of run files {name: bytes} (e.g. store.run_files(run) of a run not yet saved)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():

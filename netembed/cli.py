@@ -130,7 +130,7 @@ def cmd_inspect(a) -> None:
     if run.report is not None:
         probes = run.report.get("probes", {})
         for name, p in probes.items():
-            print(f"  probe {name:>13}: linear {p.get('linear_accuracy', float('nan')):.3f}, "
+            print(f"  probe {name:>17}: linear {p.get('linear_accuracy', float('nan')):.3f}, "
                   f"kNN {p.get('knn_accuracy', float('nan')):.3f}, NMI {p.get('nmi', float('nan')):.3f}")  # fmt: skip
 
 

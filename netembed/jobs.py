@@ -17,8 +17,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# Errors the user can act on: shown as their message alone. Anything else is a bug and keeps its type.
-USER_ERRORS = ("ConfigError", "FamilyError", "RunError", "NoExactSections", "ResourceError")
+from .config import ConfigError
+from .family import FamilyError
+from .gradients import NoExactSections
+from .store import RunError
+
+# Errors the user can act on (a bad setting, a diverged zoo, a refused size, a bad run file): shown as
+# their message alone. Anything else is a bug and keeps its type.
+USER_ERRORS = (ConfigError, FamilyError, RunError, NoExactSections)
 
 
 @dataclass
@@ -73,7 +79,7 @@ class Job:
                 self.state = "cancelled" if self._cancel.is_set() else "done"
         except Exception as e:  # noqa: BLE001 - the job must always end in a state the UI can show
             with self._lock:
-                self.error = str(e) if type(e).__name__ in USER_ERRORS else f"{type(e).__name__}: {e}"
+                self.error = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
                 self.detail = traceback.format_exc()
                 self.state = "failed"
         finally:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from netembed.config import ConfigError, ZooConfig
+from netembed.divergence import DivergenceError
 from netembed.jobs import Job, zoo_job
 
 
@@ -34,7 +35,11 @@ def test_errors_become_messages():
     def bug(report):
         raise KeyError("x")
 
-    a, b = Job("a", 1, bad_setting).start(), Job("b", 1, bug).start()
-    assert a.wait(10) and b.wait(10)
+    def diverged(report):  # a subclass of ConfigError is a bad setting too
+        raise DivergenceError("lr 10 made training diverge")
+
+    a, b, c = Job("a", 1, bad_setting).start(), Job("b", 1, bug).start(), Job("c", 1, diverged).start()
+    assert a.wait(10) and b.wait(10) and c.wait(10)
     assert a.state == "failed" and a.error == "width must be in 1..4096, got 0" and a.result is None
     assert b.error == "KeyError: 'x'" and "Traceback" in b.detail
+    assert c.error == "lr 10 made training diverge"

@@ -1,0 +1,103 @@
+"""The dashboard's responsiveness: cold start to the first chart, the UMAP view after warm-up, server memory.
+
+    python benchmarks/app_speed.py            # prints a table and JSON
+
+Starts `streamlit run app/main.py` on a free loopback port (with the UMAP warm-up on, as a
+user gets it), drives Debian's chromium with Playwright, and measures:
+- cold start: from launching the server process to the first plotly chart on the first page;
+- the first page in a new browser tab once the server is up (what a colleague opening a link sees);
+- the Embeddings page switched to UMAP once the warm-up has finished;
+- the server's resident memory (VmHWM, the peak) with the demo run loaded and every page visited.
+Targets (issue 5): first page within 5 s, UMAP view after warm-up within 2 s, server < 1.5 GiB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+PLOT = ".js-plotly-plot"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
+    t = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector(PLOT, state="visible", timeout=timeout_ms)
+    return time.perf_counter() - t
+
+
+def main() -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "NETEMBED_RUNS_DIR": str(Path("/tmp/netembed-bench-runs"))}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
+    out = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        started = time.perf_counter()
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            deadline = time.time() + 60
+            while True:  # the browser asks until the server answers, as a user pressing reload would
+                try:
+                    page.goto(url, timeout=2000)
+                    break
+                except Exception:  # noqa: BLE001 - connection refused until the server listens
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.1)
+            page.wait_for_selector(PLOT, state="visible", timeout=120_000)
+            out["cold_start_to_first_chart_s"] = time.perf_counter() - started
+            out["new_tab_first_chart_s"] = first_chart_seconds(browser.new_page(), url)
+            time.sleep(40)  # let the background UMAP warm-up (numba compile) finish
+            page.goto(f"{url}/embeddings")
+            page.wait_for_selector(PLOT, state="visible", timeout=120_000)
+            t = time.perf_counter()
+            page.get_by_text("UMAP", exact=True).click()
+            page.wait_for_selector("text=UMAP of the embeddings", timeout=120_000)
+            page.wait_for_selector(PLOT, state="visible", timeout=120_000)
+            out["umap_view_after_warmup_s"] = time.perf_counter() - t
+            for path in ("zoo", "gradients", "embedder", "sweep"):
+                page.goto(f"{url}/{path}")
+                page.wait_for_selector(PLOT, state="visible", timeout=120_000)
+            out["server_peak_rss_mib"] = peak_rss_mib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(10)
+            browser.close()
+    out["load_average_1min"] = os.getloadavg()[0]
+    return out
+
+
+if __name__ == "__main__":
+    result = main()
+    targets = {"cold_start_to_first_chart_s": 5.0, "new_tab_first_chart_s": 5.0, "umap_view_after_warmup_s": 2.0,
+               "server_peak_rss_mib": 1536.0}  # fmt: skip
+    for key, limit in targets.items():
+        print(f"{key:32s} {result[key]:8.2f}   target <= {limit:g}: {'met' if result[key] <= limit else 'MISSED'}")
+    print(json.dumps(result, indent=1))

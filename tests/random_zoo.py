@@ -30,3 +30,10 @@ def random_run_parts(n_functions=2, **kwargs):
     """(family, zoo) that belong together, for building a Run."""
     family = make_family(FamilyConfig(n_functions=n_functions, min_derivative_distance=0.1, seed=0))
     return family, random_zoo(n_functions=n_functions, **kwargs)
+
+
+def with_nan_model(zoo: Zoo, i: int) -> Zoo:
+    """A copy of the zoo whose model i has NaN weights in its second layer (as a diverged model has)."""
+    layers = [(w.clone(), b.clone()) for w, b in zoo.layers]
+    layers[1][0][i] = float("nan")
+    return Zoo(**{**zoo.__dict__, "layers": layers})

@@ -11,6 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_session import MAIN, PAGES, TIMEOUT, fresh, visit
+from random_zoo import with_nan_model
+
+from netembed.zoo import fit_errors
 
 pytestmark = pytest.mark.usefixtures("private_runs_folder")
 
@@ -187,3 +190,15 @@ def test_a_corrupted_saved_run_gives_one_clear_message():
     assert len(at.error) == 1
     at.selectbox(key="run").set_value("demo").run()
     assert not at.error  # the message went with the broken run
+
+
+def test_models_that_diverged_are_reported_on_the_zoo_page():
+    at = train_tiny_zoo(fresh())
+    assert not any("diverged" in w.value for w in at.warning)  # a healthy zoo says nothing
+    made = at.session_state["ne"]["made"]
+    poisoned = with_nan_model(made.zoo, 0)
+    poisoned.fit_mse, poisoned.failed = fit_errors(poisoned, made.family)
+    made.zoo = poisoned  # as if model 0 had blown up in training
+    at.run()
+    assert any(f"1 of {poisoned.n_models} models diverged" in w.value for w in at.warning)
+    assert not at.exception

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from random_zoo import random_run_parts, random_zoo
+from random_zoo import random_run_parts, random_zoo, with_nan_model
 
 import netembed.zoo as zoo_module
 from netembed.cloze import embed, train_embedder
@@ -16,15 +16,9 @@ from netembed.zoo import Zoo, fit_errors, train_zoo
 BAD = 3  # the model that goes NaN
 
 
-def with_nan_model(zoo: Zoo, i=BAD) -> Zoo:
-    layers = [(w.clone(), b.clone()) for w, b in zoo.layers]
-    layers[1][0][i] = float("nan")
-    return Zoo(**{**zoo.__dict__, "layers": layers})
-
-
 def test_a_nan_model_leaves_the_others_outputs_gradients_and_sections_unchanged():
     clean = random_zoo(n_functions=2, models_per_function=4, width=8)
-    poisoned = with_nan_model(clean)
+    poisoned = with_nan_model(clean, BAD)
     others = np.arange(clean.n_models) != BAD
     x = np.linspace(-1, 1, 101)
     y_clean, y = clean(x), poisoned(x)
@@ -39,13 +33,13 @@ def test_a_nan_model_leaves_the_others_outputs_gradients_and_sections_unchanged(
 
 def test_fit_errors_flag_only_the_nan_model():
     family, clean = random_run_parts(n_functions=2, models_per_function=4, width=8)
-    mse, failed = fit_errors(with_nan_model(clean), family)
+    mse, failed = fit_errors(with_nan_model(clean, BAD), family)
     mse_clean, failed_clean = fit_errors(clean, family)
     assert failed[BAD] and not np.isfinite(mse[BAD])
     others = np.arange(clean.n_models) != BAD
     np.testing.assert_array_equal(mse[others], mse_clean[others])
     np.testing.assert_array_equal(failed[others], failed_clean[others])
-    assert diverged(Zoo(**{**with_nan_model(clean).__dict__, "fit_mse": mse}))[BAD]
+    assert diverged(Zoo(**{**with_nan_model(clean, BAD).__dict__, "fit_mse": mse}))[BAD]
 
 
 @pytest.mark.parametrize("engine", ["kernel", "autograd"])

@@ -6,6 +6,7 @@ import streamlit as st
 from app import family_ui, state, widgets
 from app.jobs_ui import job_panel
 from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, ZooConfig
+from netembed.divergence import divergence_note, zoo_report
 from netembed.family import FamilyError
 from netembed.jobs import zoo_job
 from netembed.limits import check_zoo
@@ -67,14 +68,16 @@ if run is None:
 zoo = run.zoo
 st.subheader(f"The zoo of {state.label(state.choice())}")
 c = zoo.config
-finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
+health = zoo_report(zoo)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Models", f"{zoo.n_models}", f"{run.family.n_functions} functions x {c.models_per_function}",
           delta_color="off", delta_arrow="off")  # fmt: skip
 m2.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off", delta_arrow="off")
-m3.metric("Median fit MSE", f"{np.median(finite):.2e}" if finite.size else "n/a")
-m4.metric("Failed", f"{int(zoo.failed.sum())}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
+m3.metric("Median fit MSE", "n/a" if health["fit_mse_median"] is None else f"{health['fit_mse_median']:.2e}")
+m4.metric("Failed", f"{health['n_failed']}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
           delta_arrow="off")  # fmt: skip
+if divergence_note(zoo):
+    st.warning(divergence_note(zoo))
 if zoo.loss_curves.shape[1]:
     st.plotly_chart(zoo_curves_figure(zoo), key="zoo_curves")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
-from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig
+from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig, to_dict
 from .divergence import zoo_report
 from .family import make_family
 from .store import Run, load_run, save_run
@@ -276,8 +276,8 @@ def cmd_sweep(a) -> None:
         print("  ".join(f"{'n/a':>15}" if row[c] is None else f"{row[c]:>15.4g}" for c in cols))
     if a.out:
         Path(a.out).mkdir(parents=True, exist_ok=True)
-        (Path(a.out) / "sweep.json").write_text(json.dumps({"config": {"family": family.config.__dict__,
-            "zoo": zoo.config.__dict__, "cloze": base.__dict__}, "rows": rows}, indent=1, allow_nan=False))  # fmt: skip
+        (Path(a.out) / "sweep.json").write_text(json.dumps({"config": {"family": to_dict(family.config),
+            "zoo": to_dict(zoo.config), "cloze": to_dict(base)}, "rows": rows}, indent=1, allow_nan=False))  # fmt: skip
         print(f"saved to {Path(a.out) / 'sweep.json'}")
 
 

@@ -75,17 +75,9 @@ def json_safe(obj):
 INVARIANCE_MODELS = 50  # models checked for invariance (spread over the zoo); enough to see a leak
 
 
-def subset(zoo: Zoo, ids) -> Zoo:
-    """The zoo restricted to models `ids` (same config, so the seed split stays meaningful)."""
-    ids = np.asarray(ids)
-    layers = [(w[ids], b[ids]) for w, b in zoo.layers]
-    per_model = ("task_ids", "replicates", "seeds", "loss_curves", "fit_mse", "failed")
-    return Zoo(**{**zoo.__dict__, "layers": layers, **{k: getattr(zoo, k)[ids] for k in per_model}})
-
-
 def invariance_check(zoo: Zoo, embedder, seed: int = 0) -> dict:
     """Permute and positively rescale hidden neurons: the function must not move, the weights must."""
-    zoo = subset(zoo, np.unique(np.linspace(0, zoo.n_models - 1, INVARIANCE_MODELS).round().astype(int)))
+    zoo = zoo.select(np.unique(np.linspace(0, zoo.n_models - 1, INVARIANCE_MODELS).round().astype(int)))
     other = permute_and_rescale(zoo, np.random.default_rng(seed))
     x = np.linspace(-1, 1, 257)
     grad_scale = float(np.abs(input_gradients(zoo, x)).max())

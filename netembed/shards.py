@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .config import ZooConfig
-from .zoo import Zoo
+from .zoo import PER_MODEL, Zoo
 
 
 def plan_shards(n_functions: int, config: ZooConfig, n_shards: int, by: str = "function") -> list[dict]:
@@ -54,23 +54,16 @@ def merge_zoos(zoos: list[Zoo], n_functions: int | None = None) -> Zoo:
         if missing or task_ids.max() >= n_functions:
             raise ValueError(f"shards do not cover the zoo: {missing} of {n_functions} x "
                              f"{first.config.models_per_function} models missing")  # fmt: skip
-    index = torch.as_tensor(order)
-    layers = [
-        (torch.cat([z.layers[i][0].cpu() for z in zoos])[index], torch.cat([z.layers[i][1].cpu() for z in zoos])[index])
-        for i in range(len(first.layers))
-    ]
+    layers = [(torch.cat([z.layers[i][0].cpu() for z in zoos]), torch.cat([z.layers[i][1].cpu() for z in zoos]))
+              for i in range(len(first.layers))]  # fmt: skip
     engines = {z.engine for z in zoos}
-    return Zoo(
+    every = Zoo(
+        **{k: np.concatenate([getattr(z, k) for z in zoos]) for k in PER_MODEL},
         config=first.config,
         layers=layers,
-        task_ids=task_ids[order],
-        replicates=replicates[order],
-        seeds=np.concatenate([z.seeds for z in zoos])[order],
-        loss_curves=np.concatenate([z.loss_curves for z in zoos])[order],
         log_steps=first.log_steps.copy(),
-        fit_mse=np.concatenate([z.fit_mse for z in zoos])[order],
-        failed=np.concatenate([z.failed for z in zoos])[order],
         seconds=float(sum(z.seconds for z in zoos)),  # compute time over all shards
         steps_done=first.steps_done,
         engine=engines.pop() if len(engines) == 1 else "mixed",
     )
+    return every.select(order)  # function-major, then seed

@@ -34,6 +34,9 @@ DRAW_CHUNK = 64  # training steps whose inputs and targets are drawn at once (sa
 ProgressFn = Callable[[int, np.ndarray], "bool | None"]  # (step, per-model losses) -> False to stop
 
 
+PER_MODEL = ("task_ids", "replicates", "seeds", "loss_curves", "fit_mse", "failed")  # Zoo's arrays with a row per model
+
+
 @dataclass
 class Zoo:
     config: ZooConfig
@@ -72,6 +75,13 @@ class Zoo:
     def to(self, device) -> "Zoo":
         layers = [(w.to(device), b.to(device)) for w, b in self.layers]
         return Zoo(**{**self.__dict__, "layers": layers})
+
+    def select(self, ids) -> "Zoo":
+        """The models `ids` (n_selected,), in that order, with their per-model arrays; the rest is kept."""
+        index = np.asarray(ids)
+        rows = torch.as_tensor(index, device=self.layers[0][0].device)
+        layers = [(w[rows], b[rows]) for w, b in self.layers]
+        return Zoo(**{**self.__dict__, "layers": layers, **{k: getattr(self, k)[index] for k in PER_MODEL}})
 
 
 def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -1,5 +1,7 @@
 """Embedder: train the cloze embedder on the current zoo live, and see what it predicts for hidden gradients."""
 
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
@@ -38,8 +40,8 @@ def cloze_ui(base: ClozeConfig) -> ClozeConfig:
         steps = widgets.number("Steps", "emb_steps", base.steps, 0, 100_000, step=50)
     with c5:
         seed = widgets.number("Seed", "emb_seed", base.seed, 0, 2**31 - 1)
-    return ClozeConfig(**{**base.__dict__, "bottleneck": int(bottleneck), "mask_ratio": round(float(ratio), 4),
-                          "mask_unit": unit, "steps": int(steps), "seed": int(seed)})  # fmt: skip
+    return replace(base, bottleneck=int(bottleneck), mask_ratio=round(float(ratio), 4), mask_unit=unit,
+                   steps=int(steps), seed=int(seed))  # fmt: skip
 
 
 with st.container(border=True):

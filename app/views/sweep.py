@@ -1,5 +1,7 @@
 """Sweep: one embedder per (mask ratio, bottleneck) on the current zoo, as a heatmap of probe accuracy."""
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -32,12 +34,12 @@ with st.container(border=True):
         steps = widgets.number("Steps per embedder", "sw_steps", 150, 10, 50_000, step=50)
     try:
         base = run.embedder.config if run.embedder is not None else ClozeConfig()
-        base = ClozeConfig(**{**base.__dict__, "steps": int(steps)})
+        base = replace(base, steps=int(steps))
         n_cells = len(ratios) * len(bottlenecks)
         busy = state.job("sweep") is not None and state.job("sweep").running
         if st.button(f"Run sweep ({n_cells} embedders)", type="primary", icon=":material/play_arrow:",
                      disabled=busy or not n_cells):  # fmt: skip
-            configs = [ClozeConfig(**{**base.__dict__, "mask_ratio": r, "bottleneck": b}) for r in ratios for b in bottlenecks]
+            configs = [replace(base, mask_ratio=r, bottleneck=b) for r in ratios for b in bottlenecks]
             check_pipeline(run.family.n_functions, run.zoo.config, configs)  # validates every cell, refuses a huge grid
             key, family, zoo = state.run_key(), run.family, run.zoo
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import widgets
-from netembed.config import SAMPLINGS, FamilyConfig
+from netembed.config import SAMPLINGS, FamilyConfig, parse_range
 from netembed.family import Family, make_family
 
 KEYS = ("fam_k", "fam_degree", "fam_sampling", "fam_distance", "fam_seed")
@@ -39,7 +39,7 @@ def family_ui(base: FamilyConfig) -> FamilyConfig:
 
 def family_setting(base: FamilyConfig) -> FamilyConfig:
     """The family chosen on the Family page (or `base` where a setting was never touched)."""
-    degree = widgets.setting("fam_degree", (base.degree_min, base.degree_max), parse=widgets.parse_range)
+    degree = widgets.setting("fam_degree", (base.degree_min, base.degree_max), parse=parse_range)
     return FamilyConfig(
         n_functions=int(widgets.setting("fam_k", base.n_functions)),
         degree_min=degree[0],

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from netembed.config import parse_range
+
 
 def _settings() -> dict:
     return st.session_state.setdefault("ne_settings", {})
@@ -55,12 +57,6 @@ def setting(key: str, default, parse: Callable[[str], Any] | None = None):
     if value is None:
         value = _from_url(key, parse or type(default), lambda v: True)
     return default if value is None else value
-
-
-def parse_range(text: str) -> tuple[int, int]:
-    """'3-4' -> (3, 4); '3' -> (3, 3)."""
-    a, _, b = text.partition("-")
-    return int(a), int(b or a)
 
 
 def put(key: str, value) -> None:

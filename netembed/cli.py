@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
-from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig, to_dict
+from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig, parse_range, to_dict
 from .divergence import zoo_report
 from .family import make_family
 from .store import Run, load_run, save_run
@@ -42,8 +42,7 @@ def add_zoo_flags(p: argparse.ArgumentParser) -> None:
 
 def family_config(a) -> FamilyConfig:
     try:
-        lo, _, hi = a.degree.partition("-")
-        degree_min, degree_max = int(lo), int(hi or lo)
+        degree_min, degree_max = parse_range(a.degree)
     except ValueError:
         raise ConfigError(f"--degree must be a number or a range like 3-4, got {a.degree!r}") from None
     return FamilyConfig(n_functions=a.functions, degree_min=degree_min, degree_max=degree_max,

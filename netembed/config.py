@@ -171,6 +171,12 @@ class ClozeConfig:
         _check_int("seed", self.seed, 0, 2**31 - 1)
 
 
+def parse_range(text: str) -> tuple[int, int]:
+    """A degree range as people write it (CLI flag, URL): '3-4' -> (3, 4), '3' -> (3, 3); ValueError otherwise."""
+    lo, _, hi = text.partition("-")
+    return int(lo), int(hi or lo)
+
+
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 

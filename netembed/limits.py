@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from .config import ClozeConfig, ConfigError, ZooConfig
 
 FLOAT = 4  # bytes per float32
-N_FREQS_GUESS = 8  # Fourier features of x in the embedder's tokens (cloze.py); small next to d_model
-FIT_GRID = 1025  # zoo.py evaluates every model on this grid after training
 TORCH_WORKSPACE = 256 * 2**20  # measured: torch's autograd and optimiser take ~200-250 MiB on first use
 
 
@@ -114,19 +112,19 @@ def estimate_zoo(n_functions: int, config: ZooConfig, device: str = "cpu") -> Es
     Measured against ru_maxrss (500-16000 models, width 16-128, batch 128-2048, both engines):
     1.3-4x the real peak, never below it.
     """
-    from . import zoo as zoo_module
+    from .zoo import DRAW_CHUNK, FIT_CHUNK, FIT_GRID  # imported here: store.py imports this module early
     from .zoo_kernel import why_unavailable
 
     n = n_functions * config.models_per_function
     p = mlp_params(config)
     state = 4 * n * p * FLOAT  # weights, gradients and Adam's two moments
     # targets drawn DRAW_CHUNK steps ahead, gathered per model (measured: ~2 copies of (n, chunk, batch))
-    draws = 2 * getattr(zoo_module, "DRAW_CHUNK", 64) * n * config.batch_size * FLOAT
+    draws = 2 * DRAW_CHUNK * n * config.batch_size * FLOAT
     if why_unavailable(config, device) is None:
         activations = 0  # the fused C step works model by model in small buffers
     else:  # autograd keeps ~4 (n, batch, width) tensors per layer: pre-activation, activation, their gradients
         activations = 4 * n * config.batch_size * config.width * config.depth * FLOAT
-    chunk = min(n, getattr(zoo_module, "FIT_CHUNK", n))
+    chunk = min(n, FIT_CHUNK)
     fit = int(3.5 * chunk * FIT_GRID * config.width * FLOAT)  # the dense-grid fit check, a chunk of models at a time
     memory = TORCH_WORKSPACE + int(1.2 * (state + draws + max(activations, fit)))  # 20% slack: allocator, copies
     flops = 6.0 * n * p * config.batch_size * config.steps  # forward 2, backward 4 per weight and sample
@@ -135,9 +133,11 @@ def estimate_zoo(n_functions: int, config: ZooConfig, device: str = "cpu") -> Es
 
 
 def estimate_cloze(n_models: int, config: ClozeConfig) -> Estimate:
+    from .cloze import N_FREQS  # Fourier features of x in each token
+
     d, L, h = config.d_model, config.n_layers, config.n_heads
     b, t = min(config.models_per_batch, n_models), config.n_inputs + 1  # tokens: inputs + a class token
-    params = L * (4 * d * d + 2 * 2 * d * d) + 4 * d * d + (2 * N_FREQS_GUESS + 3) * d + config.bottleneck * d
+    params = L * (4 * d * d + 2 * 2 * d * d) + 4 * d * d + (2 * N_FREQS + 3) * d + config.bottleneck * d
     per_token = L * 6 * d + 6 * d  # kept for backward: attention projections, feed-forward, norms, decoder
     attention_map = b * h * t * t  # one (batch, heads, tokens, tokens) map live at a time
     # measured against ru_maxrss (batch 64-128, 64-1024 inputs, d 64-128): 1.3-2x the real peak

@@ -1,10 +1,15 @@
 """Replace a folder as one step, so a save killed at any moment leaves the previous folder whole.
 
 A save writes every file into a hidden temporary folder `.NAME.tmp-*` beside the target,
-moves the previous folder aside to `.NAME.old-*`, renames the new one into place and only
-then deletes the old one. Between the two renames the target name is briefly absent; a
-process killed exactly there leaves the previous folder under `.NAME.old-*`, and
-`restore_previous` puts it back (the next save, load or listing does so).
+then swaps it with the previous folder in one `renameat2(RENAME_EXCHANGE)` (Linux): the
+name never goes missing, so a directory listing running at the same time always sees it
+(a listing racing two plain renames was seen to miss both names). The temporary name then
+holds the previous version, which is deleted; a kill before that leaves only a hidden
+leftover. Where the exchange is not available (another OS or file system), the previous
+folder is moved aside to `.NAME.old-*` and the new one renamed into place: between those
+two renames the name is briefly absent; a process killed exactly there leaves the previous
+folder under `.NAME.old-*`, and `restore_previous` puts it back (the next save, load or
+listing does so).
 
 Saves are serialised by an exclusive `flock` on the parent folder itself (so no lock
 files are ever created). Reads take no lock at all, so a stream of readers can never
@@ -17,6 +22,8 @@ hidden (leading dot), so a listing of visible names never shows a half-written f
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import os
 import secrets
@@ -118,6 +125,9 @@ def replace_folder(folder: Path, files: dict[str, bytes]) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
+        if folder.exists() and _exchange(tmp, folder):
+            _fsync_dir(folder.parent)  # `tmp` now holds the previous version: the finally below deletes it
+            return
         old = None
         if folder.exists():
             old = folder.parent / f".{folder.name}.old-{secrets.token_hex(6)}"
@@ -129,6 +139,25 @@ def replace_folder(folder: Path, files: dict[str, bytes]) -> None:
     finally:
         if tmp.exists():
             _remove(tmp)
+
+
+RENAME_EXCHANGE = 2  # linux/fs.h: swap two existing names atomically
+AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing folders in one step; False where the OS or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False  # not Linux / glibc < 2.28
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # the file system does not support the exchange: use the two renames
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def _remove(path: Path) -> None:

@@ -22,7 +22,6 @@ keeping what was learned (as train_zoo and train_embedder do); raise to abort ev
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from typing import Callable
@@ -37,7 +36,7 @@ from .family import Family, make_family
 from .gradients import input_gradients
 from .probes import probe_all
 from .projection import project
-from .store import Run
+from .store import Run, json_safe
 from .zoo import Zoo, train_zoo
 
 STAGES = ("family", "zoo", "embedder", "probes", "baselines", "projections")
@@ -55,21 +54,6 @@ def _tell(progress, stage, fraction, **info):
     if progress is None:
         return None
     return progress(stage, float(fraction), {**info, "overall": _overall(stage, fraction)})
-
-
-def json_safe(obj):
-    """Recursively turn numpy values into plain ones and NaN/Inf into None."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (np.integer, bool, np.bool_)):
-        return obj.item() if isinstance(obj, np.generic) else obj
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 INVARIANCE_MODELS = 50  # models checked for invariance (spread over the zoo); enough to see a leak

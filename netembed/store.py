@@ -80,9 +80,10 @@ def run_path(runs_dir: str | Path, name: str) -> Path:
 def list_runs(runs_dir: str | Path) -> list[str]:
     """Names of the complete runs in `runs_dir`, newest first; never a half-written one.
 
-    A save killed between its two renames leaves only a hidden `.NAME.old-*`; listing puts
-    that previous run back first. A save running right now between its renames still lists
-    NAME: at every instant either NAME or its `.NAME.old-*` holds a whole version (atomic.py).
+    A save swaps the new folder in with one RENAME_EXCHANGE, so NAME never goes missing. Where
+    that is unavailable it takes two renames: a save killed between them leaves only a hidden
+    `.NAME.old-*`, which listing puts back first, and one running right now still lists NAME,
+    as either NAME or its `.NAME.old-*` holds a whole version at every instant (atomic.py).
     """
     return atomic.list_folders(Path(runs_dir), RUN_NAME, _looks_like_run)
 
@@ -194,26 +195,23 @@ def family_from_meta(meta: dict) -> Family:
 
 
 def _json_bytes(obj) -> bytes:
-    return json.dumps(_finite(obj), indent=1, allow_nan=False, default=_json_default).encode()
+    return json.dumps(json_safe(obj), indent=1, allow_nan=False).encode()
 
 
-def _finite(obj):
-    """NaN/Inf become null: strict JSON has no such numbers, and one NaN metric must not block a save."""
+def json_safe(obj):
+    """Numpy values become plain ones and NaN/Inf become null: strict JSON has no such numbers, and
+    one NaN metric must not block a save."""
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
     if isinstance(obj, (float, np.floating)):
         return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
     return obj
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"cannot store {type(o).__name__} in JSON")
 
 
 def run_files(run: Run) -> dict[str, bytes]:

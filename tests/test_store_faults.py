@@ -22,6 +22,7 @@ from random_zoo import random_run_parts
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from netembed import atomic
 from netembed.store import Run, RunError, list_runs, load_run, run_path, save_run
 
 
@@ -80,14 +81,20 @@ def pause_at(hook_name, when):
     return body
 
 
-def killed_save(tmp_path, parts, hook_name, when, tag="new", previous=True):
-    """Save run 'old' (if `previous`), then kill a child while it saves run `tag` over it, paused at the hook."""
+def killed_save(tmp_path, parts, hook_name, when, tag="new", previous=True, exchange=True):
+    """Save run 'old' (if `previous`), then kill a child while it saves run `tag` over it, paused at the hook.
+
+    exchange=False makes the child take the fallback swap (two renames), as on a file system
+    without renameat2's RENAME_EXCHANGE.
+    """
     if previous:
         save_run(make_run(parts, "old"), tmp_path / "r")
     install = pause_at(hook_name, when)
 
     def child(w):
         install(w)
+        if not exchange:
+            atomic._exchange = lambda a, b: False  # the fork's own module: the parent is untouched
         save_run(make_run(parts, tag), tmp_path / "r")
 
     pid, fd = in_child(child)
@@ -102,7 +109,7 @@ def between_renames(args):
 
 @pytest.mark.parametrize("recover_by", ["list", "load", "save"])
 def test_kill_between_the_two_renames_keeps_the_previous_run(tmp_path, parts, recover_by):
-    killed_save(tmp_path, parts, "rename", between_renames)
+    killed_save(tmp_path, parts, "rename", between_renames, exchange=False)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert "r" not in names and any(n.startswith(".r.old-") for n in names)  # killed inside the window
     if recover_by == "list":
@@ -114,6 +121,34 @@ def test_kill_between_the_two_renames_keeps_the_previous_run(tmp_path, parts, re
         save_run(make_run(parts, "newer"), tmp_path / "r")
         assert load_run(tmp_path / "r").report == {"tag": "newer"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # leftovers cleaned
+
+
+def test_kill_right_after_the_exchange_keeps_the_new_run_whole(tmp_path, parts):
+    """With RENAME_EXCHANGE the name is never missing: killed after the swap, the new run is in
+    place and the previous one is only a hidden leftover, which the next save clears."""
+    save_run(make_run(parts, "old"), tmp_path / "r")
+
+    def child(w):
+        real = atomic._exchange
+
+        def exchanged_then_pause(a, b):
+            done = real(a, b)
+            os.write(w, b"HERE")
+            time.sleep(60)
+            return done
+
+        atomic._exchange = exchanged_then_pause
+        save_run(make_run(parts, "new"), tmp_path / "r")
+
+    pid, fd = in_child(child)
+    wait_for(fd, b"HERE")
+    kill(pid)
+    os.close(fd)
+    assert load_run(tmp_path / "r").report == {"tag": "new"}
+    assert list_runs(tmp_path) == ["r"]
+    assert any(p.name.startswith(".r.tmp-") for p in tmp_path.iterdir())  # the previous version, hidden
+    save_run(make_run(parts, "next"), tmp_path / "r")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
 def test_kill_while_writing_files_keeps_the_previous_run(tmp_path, parts):
@@ -533,8 +568,10 @@ def test_a_separate_python_process_killed_mid_save_leaves_the_previous_run(tmp_p
         import os, sys, time
         sys.path.insert(0, "tests")
         from random_zoo import random_run_parts
+        from netembed import atomic
         from netembed.store import Run, save_run
         family, zoo = random_run_parts(n_functions=2, models_per_function=3, width=8)
+        atomic._exchange = lambda a, b: False  # the fallback swap: two renames, with a window between
         real = os.rename
         def paused(src, dst):
             real(src, dst)

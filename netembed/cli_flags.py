@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import ConfigError, spec, specs
+from .config import ConfigError, help_text, spec, specs
 
 
 def flag_of(s: dict) -> str:
@@ -23,19 +23,6 @@ def dest_of(flag: str) -> str:
     return flag[2:].replace("-", "_")
 
 
-def help_of(s: dict) -> str:
-    """The declaration's help plus its allowed range or choices (argparse adds the default)."""
-    if s["kind"] is str:
-        return s["help"]
-    if s["hi"] is None:
-        allowed = f">{'' if s['open_lo'] else '='} {s['lo']:g}"
-    elif s["kind"] is int:
-        allowed = f"{s['lo']}..{s['hi']}"
-    else:
-        allowed = f"{'(' if s['open_lo'] else '['}{s['lo']:g}, {s['hi']:g}{')' if s['open_hi'] else ']'}"
-    return f"{s['help']}; {allowed}"
-
-
 def add_config_flags(group, cls) -> None:
     """One flag per declared command-line setting of `cls`, unless the flag exists already (shared)."""
     for s in specs(cls):
@@ -44,7 +31,7 @@ def add_config_flags(group, cls) -> None:
             continue
         kind = s["kind"]
         extra = {"choices": s["choices"]} if kind is str else {"type": kind, "metavar": kind.__name__.upper()}
-        group.add_argument(flag, default=s["default"], help=help_of(s), **extra)
+        group.add_argument(flag, default=s["default"], help=help_text(s), **extra)
 
 
 def add_degree_flag(group, cls) -> None:

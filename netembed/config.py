@@ -63,6 +63,19 @@ def specs(cls) -> list[dict]:
     return [spec(cls, f.name) for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
+def help_text(s: dict) -> str:
+    """A declaration's help plus its allowed range, e.g. 'hidden layers; 1..16' (choices are listed by the faces)."""
+    if s["kind"] is str:
+        return s["help"]
+    if s["hi"] is None:
+        allowed = f">{'' if s['open_lo'] else '='} {s['lo']:g}"
+    elif s["kind"] is int:
+        allowed = f"{s['lo']}..{s['hi']}"
+    else:
+        allowed = f"{'(' if s['open_lo'] else '['}{s['lo']:g}, {s['hi']:g}{')' if s['open_hi'] else ']'}"
+    return f"{s['help']}; {allowed}"
+
+
 def check_value(s: dict, value: Any) -> None:
     """Raise ConfigError unless `value` fits the declaration `s` (from spec())."""
     name, kind = s["name"], s["kind"]

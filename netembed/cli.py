@@ -10,8 +10,16 @@ import numpy as np
 
 from .cli_errors import CliError, OneLineParser, exit_status, warn_divergence
 from .cli_flags import add_config_flags, add_degree_flag, built, config_from_args, flags_of
-from .config import (SWEEP_BOTTLENECKS, SWEEP_MASK_RATIOS, ClozeConfig, ConfigError, FamilyConfig, ZooConfig,
-                     parse_range, to_dict)  # fmt: skip
+from .config import (
+    SWEEP_BOTTLENECKS,
+    SWEEP_MASK_RATIOS,
+    ClozeConfig,
+    ConfigError,
+    FamilyConfig,
+    ZooConfig,
+    parse_range,
+    to_dict,
+)
 from .divergence import zoo_report
 from .family import make_family
 from .store import Run, RunError, load_run, save_run
@@ -329,7 +337,7 @@ def preflight(a) -> None:
             ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
             bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")
             cell_flags = flags_of(ClozeConfig, mask_ratio="--mask-ratios", bottleneck="--bottlenecks")
-            clozes = [built(lambda: replace(base, mask_ratio=r, bottleneck=b), cell_flags)
+            clozes = [built(lambda r=r, b=b: replace(base, mask_ratio=r, bottleneck=b), cell_flags)
                       for r in ratios for b in bottlenecks]  # fmt: skip
     if getattr(a, "from_zoo", None) is None:
         check_pipeline(family.n_functions, zoo, clozes)

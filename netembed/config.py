@@ -47,8 +47,8 @@ def setting(default, help: str, *, lo=None, hi=None, open_lo=False, open_hi=Fals
         raise TypeError(f"setting() supports int, float and str defaults, got {kind.__name__}")
     if (kind is str) != (choices is not None) or (kind is not str and lo is None):
         raise TypeError("a str setting needs choices; a number needs lo (and hi unless unbounded)")
-    meta = dict(help=help, kind=kind, lo=lo, hi=hi, open_lo=open_lo, open_hi=open_hi, flag=flag, cli=cli,
-                choices=tuple(choices) if choices is not None else None)  # fmt: skip
+    meta = {"help": help, "kind": kind, "lo": lo, "hi": hi, "open_lo": open_lo, "open_hi": open_hi, "flag": flag,
+            "cli": cli, "choices": tuple(choices) if choices is not None else None}  # fmt: skip
     return dataclasses.field(default=default, metadata=meta)
 
 

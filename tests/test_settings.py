@@ -16,8 +16,17 @@ import app.state
 from netembed.cli import build_parser, main
 from netembed.cli_errors import OneLineParser
 from netembed.cli_flags import add_config_flags, built, config_from_args, flag_of, flags_of
-from netembed.config import (SWEEP_BOTTLENECKS, SWEEP_MASK_RATIOS, ClozeConfig, ConfigError, FamilyConfig, ZooConfig,
-                             check_fields, setting, specs)  # fmt: skip
+from netembed.config import (
+    SWEEP_BOTTLENECKS,
+    SWEEP_MASK_RATIOS,
+    ClozeConfig,
+    ConfigError,
+    FamilyConfig,
+    ZooConfig,
+    check_fields,
+    setting,
+    specs,
+)
 from netembed.store import Run
 
 CONFIGS = (FamilyConfig, ZooConfig, ClozeConfig)

@@ -27,27 +27,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-FLAGS = {  # (config, setting) -> its flag, where the two names differ
-    ("family", "n_functions"): "--functions", ("family", "degree_min"): "--degree", ("family", "degree_max"): "--degree",
-    ("family", "min_derivative_distance"): "--min-distance", ("embedder", "n_layers"): "--layers",
-    ("embedder", "steps"): "--embed-steps", ("embedder", "models_per_batch"): "--embed-batch",
-    ("embedder", "lr"): "--embed-lr", ("embedder", "seed"): "--embed-seed",
-    ("sweep", "bottleneck"): "--bottlenecks", ("sweep", "mask_ratio"): "--mask-ratios",
-}  # fmt: skip
-
-
-def built(section: str, make):
-    """make(), with a ConfigError's message naming the flag to change."""
-    try:
-        return make()
-    except ConfigError as e:
-        setting = str(e).split()[0]
-        if setting.startswith("--"):
-            raise  # the message names the flag already
-        flag = FLAGS.get((section, setting)) or FLAGS.get(("embedder", setting)) or "--" + setting.replace("_", "-")
-        raise type(e)(f"{e} ({flag})") from None
-
-
 def warn_divergence(zoo) -> None:
     """Refuse a zoo in which every model diverged (nothing is saved); note it when only some did."""
     from .divergence import check_not_all_diverged, divergence_note

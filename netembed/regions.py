@@ -123,7 +123,7 @@ def boundary_distance(layers, x, activation: str) -> np.ndarray:
     nearest = np.full((n, p), np.inf)
     for w, b in layers[:-1]:
         z = h @ w + b  # (n, P, width)
-        dz = (jac.reshape(jac.shape[0], p * d, -1) @ w).reshape(n, p, d, -1)  # one matmul per model
+        dz = (jac.reshape(jac.shape[0], p * d, jac.shape[-1]) @ w).reshape(n, p, d, w.shape[-1])  # one matmul per model
         norm = np.sqrt(np.einsum("npdw,npdw->npw", dz, dz))
         dist = np.where(norm > 0, np.abs(z) / np.where(norm > 0, norm, 1.0), np.inf)
         nearest = np.minimum(nearest, dist.min(-1))

@@ -1,13 +1,12 @@
 """Linear regions of d-input piecewise-linear MLPs, checked against slow obvious references:
 torch autograd per model, finite differences, brute-force point-in-polygon over every cell."""
 
-from itertools import pairwise
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_nets import random_layers
 
 from netembed.regions import (
     GEOMETRY_TOL,
@@ -27,18 +26,6 @@ from netembed.regions import (
 from netembed.zoo import activation_fn
 
 ACTIVATIONS = ("relu", "leaky_relu")
-
-
-def random_layers(seed: int, sizes: list[int], n_models: int = 1, torch_tensors: bool = True):
-    """nn.Linear-like init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), stacked over models like the zoo's layers."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for i, o in pairwise(sizes):
-        bound = 1 / np.sqrt(i)
-        w = rng.uniform(-bound, bound, (n_models, i, o)).astype(np.float32)
-        b = rng.uniform(-bound, bound, (n_models, 1, o)).astype(np.float32)
-        layers.append((torch.from_numpy(w), torch.from_numpy(b)) if torch_tensors else (w, b))
-    return layers
 
 
 def autograd_per_model(layers, x, activation):
@@ -90,6 +77,15 @@ def test_per_model_inputs_and_numpy_layers_give_the_same_gradients():
     np.testing.assert_array_equal(g, point_gradients(numpy_layers, x, "relu"))
     for m in range(4):
         np.testing.assert_array_equal(g[m], point_gradients(layers, x[m], "relu")[m])
+
+
+def test_no_points_give_empty_answers():
+    layers = random_layers(0, [2, 4, 1], n_models=2)
+    x = np.zeros((0, 2))
+    grads, ids, n_regions = region_gradients(layers, x, "relu")
+    assert grads.shape == (2, 0, 2) and ids.shape == (2, 0) and (n_regions == 0).all()
+    assert boundary_distance(layers, x, "relu").shape == (2, 0)
+    assert region_map(layers, "relu").locate(x).shape == (0,)
 
 
 def test_bad_inputs_say_what_is_wrong():
@@ -182,6 +178,19 @@ def check_region_map(layers, activation, n_points: int, seed: int):
     assert clear.mean() > 0.99
     patterns = activation_patterns(layers, points, activation)[0]
     np.testing.assert_array_equal(rmap.patterns[cell][clear], patterns[clear])
+    # the hardest points: 1e-6 inside the midpoint of every edge (far above the 1e-10 geometry tolerance)
+    mids = [((v + np.roll(v, -1, 0)) / 2, np.roll(v, -1, 0) - v) for v in rmap.vertices]
+    inset = 1e-6
+    probes = np.concatenate([m + inset * np.stack([-e[:, 1], e[:, 0]], 1) / np.hypot(*e.T)[:, None] for m, e in mids])
+    owner = np.concatenate([np.full(len(m), c) for c, (m, _) in enumerate(mids)])
+    keep = rmap.depths(probes, owner) > inset / 2  # a cell thinner than the inset cannot hold its probe
+    assert keep.mean() > 0.9
+    np.testing.assert_array_equal(rmap.locate(probes[keep]), owner[keep])
+    np.testing.assert_array_equal(activation_patterns(layers, probes[keep], activation)[0], rmap.patterns[owner[keep]])
+    # points on inner edges are where the pattern is ambiguous: boundary_distance flags them all
+    on_edge = np.concatenate([m for m, _ in mids])
+    on_edge = on_edge[(np.abs(on_edge) < 1 - 1e-12).all(1)]
+    assert (boundary_distance(layers, on_edge, activation)[0] < 1e-9).all()
     # each cell's affine map is the network there; its gradient is the pattern's product of weights
     np.testing.assert_allclose(rmap.evaluate(points), forward(layers, points, activation)[0], rtol=0, atol=1e-12)
     grads, offsets = pattern_affine(layers, rmap.patterns[None], activation)

@@ -201,16 +201,16 @@ def region_gradients(layers, x, activation: str) -> tuple[np.ndarray, np.ndarray
     return np.where(rep[..., None] >= 0, grads, np.nan), ids, n_regions
 
 
-def masked_by_region(region_ids, ratio: float, generator: torch.Generator) -> torch.Tensor:
+def masked_by_region(ids, ratio: float, generator: torch.Generator) -> torch.Tensor:
     """Hide round(ratio * present) of the regions that hold points (at least one hidden, one shown).
 
-    region_ids (B, N) non-negative ints (torch or numpy) -> masked (B, N) bool torch tensor; every
-    point of a chosen region is hidden, so a masked region is hidden whole and none of its
-    gradient leaks through a shown point. The d-input analogue of cloze.make_mask over line-sections.
+    ids (B, N) non-negative region ids (torch or numpy, e.g. from region_ids) -> masked (B, N) bool
+    torch tensor; every point of a chosen region is hidden, so a masked region is hidden whole: no
+    shown point lies in it. The d-input analogue of cloze.make_mask over line-sections.
     """
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"mask ratio must lie in [0, 1]; got {ratio}")
-    ids = torch.as_tensor(np.asarray(region_ids) if not isinstance(region_ids, torch.Tensor) else region_ids).long()
+    ids = torch.as_tensor(ids).long()
     if ids.dim() != 2 or (ids.numel() and int(ids.min()) < 0):
         raise ValueError(f"region ids must be non-negative ints of shape (B, N); got shape {tuple(ids.shape)}")
     b, _ = ids.shape

@@ -4,7 +4,7 @@ import numpy as np
 
 from netembed.config import ConfigError, ZooConfig
 from netembed.divergence import DivergenceError
-from netembed.jobs import Job, zoo_job
+from app.jobs import Job, zoo_job
 
 
 def test_zoo_job_reports_progress_and_keeps_the_zoo(tiny_family):

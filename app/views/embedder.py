@@ -6,10 +6,10 @@ import numpy as np
 import streamlit as st
 
 from app import state, widgets
+from app.jobs import embedder_job
 from app.jobs_ui import job_panel
 from netembed.cloze import cloze_examples
 from netembed.config import MASK_UNITS, ClozeConfig, ConfigError
-from netembed.jobs import embedder_job
 from netembed.limits import check_pipeline
 from netembed.plots import cloze_figure, training_figure
 

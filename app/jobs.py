@@ -17,10 +17,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .config import ConfigError
-from .family import FamilyError
-from .gradients import NoExactSections
-from .store import RunError
+from netembed.config import ConfigError
+from netembed.family import FamilyError
+from netembed.gradients import NoExactSections
+from netembed.store import RunError
 
 # Errors the user can act on (a bad setting, a diverged zoo, a refused size, a bad run file): shown as
 # their message alone. Anything else is a bug and keeps its type.
@@ -147,7 +147,7 @@ def zoo_job(family, config, device: str = "cpu") -> Job:
     """Train a zoo on a thread; reports the median (and worst finite) training loss of the models."""
     import numpy as np
 
-    from .zoo import train_zoo
+    from netembed.zoo import train_zoo
 
     def work(report):
         def progress(step, losses):
@@ -163,7 +163,7 @@ def zoo_job(family, config, device: str = "cpu") -> Job:
 def embedder_job(family, zoo, config, device: str = "cpu") -> Job:
     """Train a cloze embedder on an existing zoo, then probe it and every baseline: the pipeline's
     later stages (run_pipeline with the zoo given), so the result is a complete Run with a report."""
-    from .pipeline import STAGES, WEIGHTS, run_pipeline
+    from netembed.pipeline import STAGES, WEIGHTS, run_pipeline
 
     skipped = sum(WEIGHTS[s] for s in STAGES[: STAGES.index("embedder")])  # family and zoo: already done
 
@@ -182,7 +182,7 @@ def embedder_job(family, zoo, config, device: str = "cpu") -> Job:
 
 def sweep_job(family, zoo, mask_ratios, bottlenecks, base_config) -> Job:
     """One embedder per (mask ratio, bottleneck) on the zoo; the live chart shows every embedder's loss."""
-    from .pipeline import run_sweep
+    from netembed.pipeline import run_sweep
 
     total = len(mask_ratios) * len(bottlenecks) * base_config.steps
 

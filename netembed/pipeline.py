@@ -29,9 +29,10 @@ from typing import Callable
 import numpy as np
 
 from .baselines import baseline_features, flat_weights, permute_and_rescale, supervised_probe
-from .cloze import embed, train_embedder
+from .cloze_training import train_embedder
 from .config import ClozeConfig, FamilyConfig, ZooConfig, to_dict
 from .divergence import check_not_all_diverged, zoo_report
+from .embedding import embed
 from .family import Family, make_family
 from .gradients import input_gradients
 from .probes import probe_all

@@ -55,7 +55,7 @@ class RunError(ValueError):
 class Run:
     family: Family
     zoo: Zoo
-    embedder: Any = None  # cloze.Embedder, with .to_state() -> (tensors, meta) and Embedder.from_state
+    embedder: Any = None  # cloze_model.Embedder, with .to_state() -> (tensors, meta) and Embedder.from_state
     report: dict | None = None
     meta: dict = field(default_factory=dict)
 
@@ -370,7 +370,7 @@ def run_from_files(files: dict[str, bytes]) -> Run:
     embedder = None
     if "embedder.json" in checksums or "embedder.safetensors" in checksums:
         with _file_errors("embedder.safetensors / embedder.json"):
-            from .cloze import Embedder  # lazily: a zoo-only run never needs the embedder code
+            from .cloze_model import Embedder  # lazily: a zoo-only run never needs the embedder code
 
             embedder = Embedder.from_state(
                 _read_tensors(files, "embedder.safetensors", checksums["embedder.safetensors"]),

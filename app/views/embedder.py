@@ -8,8 +8,8 @@ import streamlit as st
 from app import state, widgets
 from app.jobs import embedder_job
 from app.jobs_ui import job_panel
-from netembed.cloze import cloze_examples
 from netembed.config import MASK_UNITS, ClozeConfig, ConfigError
+from netembed.embedding import cloze_examples
 from netembed.limits import check_pipeline
 from netembed.plots import cloze_figure, training_figure
 

@@ -24,7 +24,7 @@ def features_of(run):
     """The stored embeddings; a run saved without them is embedded now with the pipeline's input draw."""
     if getattr(run.embedder, "embeddings_", None) is not None:
         return run.embedder.embeddings_
-    from netembed.cloze import embed
+    from netembed.embedding import embed
 
     return embed(run.embedder, run.zoo, seed=EMBED_SEED)
 

@@ -1,6 +1,6 @@
 """The whole study as one function: family -> zoo -> embedder -> probes -> baselines -> projections.
 
-`run_pipeline` returns a `store.Run`; `save_run` writes it as a run folder. Where a
+`run_pipeline` returns a `run_schema.Run`; `save_run` writes it as a run folder. Where a
 loaded run keeps what the app draws (no retraining needed):
     run.embedder.embeddings_          (n_models, bottleneck) embeddings of every model, stored
                                       in embedder.safetensors ("embeddings"); see `embeddings(run)`
@@ -37,7 +37,7 @@ from .family import Family, make_family
 from .gradients import input_gradients
 from .probes import probe_all
 from .projection import project
-from .store import Run, json_safe
+from .run_schema import Run, json_safe
 from .zoo import Zoo, train_zoo
 
 STAGES = ("family", "zoo", "embedder", "probes", "baselines", "projections")

@@ -11,7 +11,7 @@ from netembed.divergence import divergence_note, zoo_report
 from netembed.family import FamilyError
 from netembed.limits import check_zoo
 from netembed.plots import zoo_curves_figure, zoo_frame
-from netembed.store import Run
+from netembed.run_schema import Run
 
 st.title("Zoo of trained networks")
 run = state.current_run()

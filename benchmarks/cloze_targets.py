@@ -19,8 +19,7 @@ import torch
 
 from netembed.cloze_training import train_embedder
 from netembed.config import ClozeConfig
-from netembed.embedding import embed
-from netembed.pipeline import EMBED_SEED
+from netembed.embedding import EMBED_SEED, embed
 from netembed.probes import probe_all
 from netembed.store import load_run
 

@@ -10,6 +10,7 @@ from .cloze_task import GradientSource, draw_inputs, make_mask
 from .zoo import Zoo
 
 EMBED_INPUTS = 256  # inputs per model when embedding: more than training uses, for a steadier embedding
+EMBED_SEED = 12345  # input draw used to embed every model (independent of the training draws)
 
 
 def embed(embedder: Embedder, zoo: Zoo, n_inputs: int | None = None, seed: int = 0, batch: int = 256) -> np.ndarray:

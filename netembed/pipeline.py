@@ -28,13 +28,13 @@ from typing import Callable
 
 import numpy as np
 
-from .baselines import baseline_features, flat_weights, permute_and_rescale, supervised_probe
+from .baselines import baseline_features, supervised_probe
 from .cloze_training import train_embedder
 from .config import ClozeConfig, FamilyConfig, ZooConfig, to_dict
 from .divergence import check_not_all_diverged, zoo_report
-from .embedding import embed
+from .embedding import EMBED_SEED, embed
 from .family import Family, make_family
-from .gradients import input_gradients
+from .invariance import invariance_check
 from .probes import probe_all
 from .projection import project
 from .run_schema import Run, json_safe
@@ -42,7 +42,6 @@ from .zoo import Zoo, train_zoo
 
 STAGES = ("family", "zoo", "embedder", "probes", "baselines", "projections")
 WEIGHTS = {"family": 0.01, "zoo": 0.49, "embedder": 0.35, "probes": 0.03, "baselines": 0.04, "projections": 0.08}
-EMBED_SEED = 12345  # input draw used to embed every model (independent of the training draws)
 PipelineProgress = Callable[[str, float, dict], "bool | None"]
 
 
@@ -55,32 +54,6 @@ def _tell(progress, stage, fraction, **info):
     if progress is None:
         return None
     return progress(stage, float(fraction), {**info, "overall": _overall(stage, fraction)})
-
-
-INVARIANCE_MODELS = 50  # models checked for invariance (spread over the zoo); enough to see a leak
-
-
-def invariance_check(zoo: Zoo, embedder, seed: int = 0) -> dict:
-    """Permute and positively rescale hidden neurons: the function must not move, the weights must."""
-    zoo = zoo.select(np.unique(np.linspace(0, zoo.n_models - 1, INVARIANCE_MODELS).round().astype(int)))
-    other = permute_and_rescale(zoo, np.random.default_rng(seed))
-    x = np.linspace(-1, 1, 257)
-    grad_scale = float(np.abs(input_gradients(zoo, x)).max())
-    out = {
-        "output_max_change": float(np.abs(other(x) - zoo(x)).max()),
-        "gradient_max_change_relative": float(np.abs(input_gradients(other, x) - input_gradients(zoo, x)).max())
-        / max(grad_scale, 1e-12),
-        "weights_relative_change": _relative_change(flat_weights(zoo), flat_weights(other)),
-    }
-    if embedder is not None:
-        a, b = embed(embedder, zoo, seed=EMBED_SEED), embed(embedder, other, seed=EMBED_SEED)
-        spread = float(np.linalg.norm(a - a.mean(0), axis=1).mean())  # typical distance of a model from the centre
-        out["embedding_max_change_relative"] = float(np.linalg.norm(a - b, axis=1).max()) / max(spread, 1e-12)
-    return out
-
-
-def _relative_change(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
 
 
 def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_state=0, progress=None) -> dict:

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from app import state, widgets
+from netembed.embedding import EMBED_SEED
 from netembed.gradients import NoExactSections, line_sections
-from netembed.pipeline import EMBED_SEED, projection
-from netembed.plots import (confusion_figure, embedding_figure, embeddings_frame, gradient_figure, nearest_models,
-                            probe_frame)  # fmt: skip
+from netembed.pipeline import projection
+from netembed.plots import confusion_figure, embedding_figure, embeddings_frame, gradient_figure, probe_frame
+from netembed.probes import nearest_models
 from netembed.projection import METHODS, project
 
 NAMES = {"cloze": "cloze embedder", "raw_gradients": "raw gradients", "outputs": "raw outputs",

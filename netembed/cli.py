@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
 from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig, parse_range, to_dict
-from .divergence import zoo_report
+from .divergence import finite_median, zoo_report
 from .family import make_family
 from .store import Run, load_run, save_run
 
@@ -77,8 +76,7 @@ class ProgressBar:
     def __call__(self, step: int, losses) -> None:
         self.bar.update(step - self.last)
         self.last = step
-        finite = np.asarray(losses)[np.isfinite(losses)]
-        self.bar.set_postfix(median_loss=f"{np.median(finite):.2e}" if finite.size else "nan")
+        self.bar.set_postfix(median_loss=f"{finite_median(losses):.2e}")  # NaN prints as "nan"
 
     def close(self):
         self.bar.close()

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
 from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig, parse_range, to_dict
 from .divergence import finite_median, zoo_report

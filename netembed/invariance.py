@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from .baselines import flat_weights
-from .config import PIECEWISE_LINEAR
 from .embedding import EMBED_SEED, embed
 from .gradients import input_gradients
 from .zoo import Zoo
@@ -51,7 +50,7 @@ def permute_and_rescale(zoo: Zoo, rng: np.random.Generator) -> Zoo:
     rows of layer l + 1 are permuted and divided by c_l. relu(c z) = c relu(z) for c > 0,
     so the network computes exactly the same function (up to float rounding).
     """
-    positive_homogeneous = zoo.config.activation in PIECEWISE_LINEAR
+    positive_homogeneous = zoo.config.piecewise_linear
     layers = [(w.detach().clone(), b.detach().clone()) for w, b in zoo.layers]
     n = zoo.n_models
     for layer in range(len(layers) - 1):  # every hidden layer

@@ -23,7 +23,7 @@ zoo, family = run.zoo, run.family
 
 def features_of(run):
     """The stored embeddings; a run saved without them is embedded now with the pipeline's input draw."""
-    if getattr(run.embedder, "embeddings_", None) is not None:
+    if run.embedder.embeddings_ is not None:
         return run.embedder.embeddings_
     from netembed.embedding import embed
 
@@ -31,7 +31,7 @@ def features_of(run):
 
 
 features = state.derived("features", lambda: features_of(run))
-stored = getattr(run.embedder, "embeddings_", None) is not None  # then stored projections match the embeddings
+stored = run.embedder.embeddings_ is not None  # then stored projections match the embeddings
 
 
 

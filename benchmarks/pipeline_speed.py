@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
 from netembed.baselines import baseline_features
 from netembed.cloze_training import train_embedder
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
@@ -37,6 +36,8 @@ from netembed.gradients import input_gradients, line_sections
 from netembed.probes import probe_all
 from netembed.projection import project
 from netembed.zoo import train_zoo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 2**20

@@ -25,8 +25,8 @@ keeping what was learned (as train_zoo and train_embedder do); raise to abort ev
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from random_zoo import random_run_parts, random_zoo, with_nan_model
 
 import netembed.zoo as zoo_module
 from netembed.cloze_training import train_embedder
@@ -13,6 +12,8 @@ from netembed.embedding import embed
 from netembed.family import make_family
 from netembed.gradients import input_gradients, line_sections
 from netembed.zoo import Zoo, fit_errors, train_zoo
+
+from random_zoo import random_run_parts, random_zoo, with_nan_model
 
 BAD = 3  # the model that goes NaN
 

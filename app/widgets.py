@@ -11,7 +11,8 @@ from the session's copy (never via `value=`, which would fight the widget's own 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 

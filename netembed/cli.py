@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .cli_errors import CliError, OneLineParser, exit_status, warn_divergence
 from .cli_flags import add_config_flags, add_degree_flag, built, config_from_args, flags_of
 from .config import (
@@ -20,7 +18,7 @@ from .config import (
     parse_range,
     to_dict,
 )
-from .divergence import zoo_report
+from .divergence import finite_median, zoo_report
 from .family import make_family
 from .store import Run, RunError, load_run, save_run
 
@@ -73,8 +71,7 @@ class ProgressBar:
     def __call__(self, step: int, losses) -> None:
         self.bar.update(step - self.last)
         self.last = step
-        finite = np.asarray(losses)[np.isfinite(losses)]
-        self.bar.set_postfix(median_loss=f"{np.median(finite):.2e}" if finite.size else "nan")
+        self.bar.set_postfix(median_loss=f"{finite_median(losses):.2e}")  # NaN prints as "nan"
 
     def close(self):
         self.bar.close()

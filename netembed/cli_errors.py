@@ -11,9 +11,7 @@ import argparse
 import os
 import sys
 
-from .config import ConfigError
-from .family import FamilyError
-from .store import RunError
+from .errors import USER_ERRORS
 
 
 class CliError(Exception):
@@ -39,7 +37,7 @@ def warn_divergence(zoo) -> None:
 
 def exit_status(e: Exception) -> int:
     """Print one line for `e` on stderr and return the exit status (call from an except block)."""
-    if isinstance(e, (ConfigError, FamilyError, RunError, CliError)):
+    if isinstance(e, (*USER_ERRORS, CliError)):
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     if isinstance(e, MemoryError):

@@ -173,8 +173,8 @@ def unit_line_zoo(net: DigitsNet, a: torch.Tensor, b: torch.Tensor, labels: np.n
     replicate, n_train = split
     per_stratum = int(replicate.max()) + 1
     mid, half = (a + b) / 2, (b - a) / 2  # (n_lines, 64)
-    models = [_line_layers_for_unit(net, int(layer), int(col), mid[l], half[l])
-              for layer, col in zip(unit_layers(net), unit_columns(net)) for l in range(n_lines)]  # fmt: skip
+    models = [_line_layers_for_unit(net, int(layer), int(col), mid[line], half[line])
+              for layer, col in zip(unit_layers(net), unit_columns(net)) for line in range(n_lines)]  # fmt: skip
     # [(w (n, fan_in, fan_out), b (n, 1, fan_out))], folded in float64, stored in float32 like a trained zoo
     # (the cloze embedder's float32 weights meet these gradients)
     layers = [(torch.stack([m[i][0] for m in models]).float(), torch.stack([m[i][1] for m in models])[:, None, :].float())

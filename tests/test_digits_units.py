@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from netembed.cloze import embed, train_embedder
+
 from netembed.config import ClozeConfig, ConfigError
 from netembed.digits import (
     UnitsConfig,

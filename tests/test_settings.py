@@ -8,8 +8,6 @@ import dataclasses
 import re
 
 import pytest
-from app_session import MAIN, TIMEOUT, visit
-from random_zoo import random_run_parts
 from streamlit.testing.v1 import AppTest
 
 import app.state
@@ -28,6 +26,9 @@ from netembed.config import (
     specs,
 )
 from netembed.store import Run
+
+from app_session import MAIN, TIMEOUT, visit
+from random_zoo import random_run_parts
 
 CONFIGS = (FamilyConfig, ZooConfig, ClozeConfig)
 

@@ -1,13 +1,15 @@
 """Embedder: train the cloze embedder on the current zoo live, and see what it predicts for hidden gradients."""
 
+import math
+
 import numpy as np
 import streamlit as st
 
 from app import state, widgets
+from app.jobs import embedder_job
 from app.jobs_ui import job_panel
-from netembed.cloze import cloze_examples
 from netembed.config import ClozeConfig, ConfigError
-from netembed.jobs import embedder_job
+from netembed.embedding import cloze_examples
 from netembed.limits import check_pipeline
 from netembed.plots import cloze_figure, training_figure
 
@@ -72,10 +74,10 @@ if emb is None:
 st.subheader(f"The embedder of {state.label(state.choice())}")
 st.caption(emb.describe())
 m1, m2, m3 = st.columns(3)
-m1.metric("Cloze R² (held-out models)", f"{emb.cloze_r2_:.3f}" if emb.cloze_r2_ is not None else "n/a")
+m1.metric("Cloze R² (held-out models)", f"{emb.cloze_r2_:.3f}" if math.isfinite(emb.cloze_r2_) else "n/a")
 m2.metric("Steps", f"{emb.steps_done_} / {emb.config.steps}")
 m3.metric("Training time", f"{emb.seconds_:.0f} s")
-for note in getattr(emb, "notes_", []) or []:
+for note in emb.notes_:
     st.info(note)
 if len(emb.loss_curve_):
     st.plotly_chart(training_figure(emb.log_steps_, {"loss": emb.loss_curve_, "r2 (validation)": emb.r2_curve_},

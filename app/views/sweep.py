@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from app import state, widgets
+from app.jobs import sweep_job
 from app.jobs_ui import job_panel
 from netembed.config import SWEEP_BOTTLENECKS, SWEEP_MASK_RATIOS, ClozeConfig, ConfigError
-from netembed.jobs import sweep_job
 from netembed.limits import check_pipeline
 from netembed.plots import PROBE_COLUMNS, sweep_figure
 

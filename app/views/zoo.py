@@ -4,14 +4,14 @@ import numpy as np
 import streamlit as st
 
 from app import family_ui, state, widgets
+from app.jobs import zoo_job
 from app.jobs_ui import job_panel
 from netembed.config import ConfigError, FamilyConfig, ZooConfig
 from netembed.divergence import divergence_note, zoo_report
 from netembed.family import FamilyError
-from netembed.jobs import zoo_job
 from netembed.limits import check_zoo
 from netembed.plots import zoo_curves_figure, zoo_frame
-from netembed.store import Run
+from netembed.run_schema import Run
 
 st.title("Zoo of trained networks")
 run = state.current_run()

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from netembed.cloze import embed, train_embedder
 
+from netembed.cloze_training import train_embedder
 from netembed.config import ClozeConfig, ConfigError
 from netembed.digits import (
     UnitsConfig,
@@ -18,6 +18,7 @@ from netembed.digits import (
     subtask_targets,
     train_modules,
 )
+from netembed.embedding import embed
 from netembed.gradients import input_gradients, line_sections
 from netembed.unit_baselines import DESCRIPTIONS, baseline_features, module_scores, score_descriptions
 from netembed.units import (

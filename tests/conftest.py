@@ -1,11 +1,8 @@
 """Shared tiny fixtures: small configs so the whole suite stays fast."""
 
-import os
-
 import pytest
 import torch
 
-os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")
 torch.set_num_threads(1)  # tests run beside other processes; 1 thread is the predictable choice
 
 from netembed.config import FamilyConfig, ZooConfig  # noqa: E402

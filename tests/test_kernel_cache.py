@@ -286,7 +286,8 @@ def test_the_cache_name_changes_with_compiler_flags_and_cpu(cache, monkeypatch, 
 
 
 def test_numba_cache_goes_to_the_private_folder(cache, monkeypatch, tmp_path):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")  # recorded, so the value set below is undone after the test
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         projection.use_private_numba_cache()

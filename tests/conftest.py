@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")
 torch.set_num_threads(1)  # tests run beside other processes; 1 thread is the predictable choice
 
 from netembed.config import FamilyConfig, ZooConfig  # noqa: E402

@@ -113,7 +113,7 @@ def test_a_kernel_that_cannot_be_built_falls_back_to_autograd(tiny_family, monke
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("CC", shutil.which("gcc"))
-    monkeypatch.setenv("NETEMBED_KERNEL_CACHE", str(blocker / "cache"))  # cannot be created
+    monkeypatch.setenv("NETEMBED_CACHE_DIR", str(blocker / "cache"))  # cannot be created
     with pytest.warns(RuntimeWarning, match="could not be built or loaded"):
         assert train_zoo(tiny_family, config).engine == "autograd"
     monkeypatch.setenv("NETEMBED_NO_KERNEL", "1")

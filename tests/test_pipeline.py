@@ -47,7 +47,9 @@ def test_probe_on_the_cloze_embedding_beats_chance_widely_on_clearly_different_f
     )
     cloze = run.report["probes"]["cloze"]
     assert cloze["chance"] == pytest.approx(1 / 3)
-    assert cloze["linear_accuracy"] >= 0.75 and cloze["knn_accuracy"] >= 0.75  # 12 held-out models
+    # 12 held-out models, chance 1/3. Over embedder seeds 0-11 (before and after the fast encoder path, which
+    # changes float rounding only) linear was 0.83-1.0 and kNN 0.67-1.0: thresholds keep a margin below both
+    assert cloze["linear_accuracy"] >= 0.75 and cloze["knn_accuracy"] >= 0.6
     inv = run.report["invariance"]
     assert inv["embedding_max_change_relative"] < 1e-3 < inv["weights_relative_change"]
 

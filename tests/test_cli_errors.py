@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from random_zoo import random_run_parts
@@ -156,7 +157,7 @@ def test_a_good_command_still_works_and_exits_zero(cli, tmp_path):
 
 def test_the_real_command_line_prints_no_traceback(tmp_path):
     """Through `python -m netembed`, as a user runs it: exit status and stderr as seen from outside."""
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # the repository, from any cwd
     p = subprocess.run([sys.executable, "-m", "netembed", "zoo", "--functions", "0", "--out", "x"],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert p.returncode == 2, p.stderr

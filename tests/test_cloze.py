@@ -94,7 +94,7 @@ def late_over_early_loss(embedder) -> float:
 
 # 150 steps on the tiny zoo barely start learning, and one seed's curves are noisy. Measured on
 # embedder seeds 0-19 (tiny_zoo from the C kernel, 1 torch thread, AMD EPYC under load; seed 0 again
-# with 2 threads gave the same 0.86, and autograd zoos gave the same loss ratios on seeds 0-5):
+# with 2 threads gave the same 0.86; zoos trained by autograd moved loss ratios by at most 0.02):
 # late/early loss mean 0.80, sd 0.07, max 0.93 for a single seed, max 0.86 for the mean of any 3
 # consecutive seeds. Single-seed checks that were used before failed on some seeds: the last 10 logged
 # losses over the first 5 went up to 1.02 (2 of 20 seeds above 1), and the held-out R^2 fell over

@@ -7,10 +7,10 @@ the runs folder) and nothing else, so they stand in for two browsers.
 import threading
 
 import pytest
+from app_session import fresh, visit
 from streamlit.testing.v1 import AppTest
 
 import netembed.zoo as zoo_module
-from app_session import fresh, visit
 
 pytestmark = pytest.mark.usefixtures("private_runs_folder")
 WAIT_S = 120  # generous: a loaded machine must not fail a test, a hung job must not hang the suite

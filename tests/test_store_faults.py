@@ -626,8 +626,7 @@ def test_a_separate_python_process_killed_mid_save_leaves_the_previous_run(tmp_p
     """The same kill as above, through `python -c` (no fork): what a user's Ctrl-\\ or an OOM kill does."""
     save_run(make_run(parts, "old"), tmp_path / "r")
     script = textwrap.dedent(f"""
-        import os, sys, time
-        sys.path.insert(0, {str(ROOT / "tests")!r})  # random_zoo.py, a test helper
+        import os, time
         from random_zoo import random_run_parts
         from netembed import atomic
         from netembed.store import Run, save_run
@@ -643,7 +642,7 @@ def test_a_separate_python_process_killed_mid_save_leaves_the_previous_run(tmp_p
         save_run(Run(family=family, zoo=zoo, report={{"tag": "new"}}), {str(tmp_path / "r")!r})
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})  # fmt: skip
     try:
         wait_for(child.stdout.fileno(), b"HERE")  # bounded: a child that hangs fails, it cannot block
     finally:

@@ -16,6 +16,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
 SAMPLINGS = ("roots", "chebyshev", "monomial")
 MASK_UNITS = ("section", "sample")
+FAMILY_KINDS = ("polynomials", "sines")
 
 
 class ConfigError(ValueError):
@@ -69,7 +70,7 @@ def max_family_size(degree_max: int, min_distance: float) -> float:
 def _check_variety(c: "FamilyConfig") -> None:
     """Refuse up front a family that no number of draws could make (make_family finds the rest)."""
     most = max_family_size(c.degree_max, c.min_derivative_distance)
-    if c.n_functions > most:
+    if c.kind == "polynomials" and c.n_functions > most:
         raise ConfigError(
             f"n_functions {c.n_functions} is more than degree <= {c.degree_max} polynomials can give with "
             f"min_derivative_distance {c.min_derivative_distance:g} (at most {math.floor(most)}); "
@@ -79,8 +80,9 @@ def _check_variety(c: "FamilyConfig") -> None:
 
 @dataclass(frozen=True)
 class FamilyConfig:
-    """K random 1D polynomials on [-1, 1], normalised to the range [-1, 1]."""
+    """K random 1D functions on [-1, 1]: polynomials normalised to the range [-1, 1], or sines (sines.py)."""
 
+    kind: str = "polynomials"  # polynomials (family.py) or sines a*sin(b*x + c) on x in [-pi, pi) (sines.py)
     n_functions: int = 10  # K: members of the family
     degree_min: int = 3  # lowest polynomial degree (1..8)
     degree_max: int = 4  # highest polynomial degree (degree_min..8)
@@ -88,8 +90,14 @@ class FamilyConfig:
     min_derivative_distance: float = 1.0  # RMS distance between any two members' derivatives on a dense grid
     seed: int = 0  # seed of the family's random draws
     max_tries: int = 2000  # resamples allowed before giving up on the variety guarantee
+    sine_amplitude_min: float = 0.5  # sines: a ~ U[min, max]; DWSNets draws from [0, 10], a floor keeps members off the flat zero function
+    sine_amplitude_max: float = 10.0  # sines: largest amplitude a
+    sine_frequency_min: float = 0.5  # sines: b ~ U[min, max] (periods on [-pi, pi)); below ~0.5 only a*b is visible, not a and b apart
+    sine_frequency_max: float = 10.0  # sines: largest frequency b
+    sine_phase: float = 0.0  # sines: the phase c, the same for every member (DWSNets: 0)
 
     def __post_init__(self):
+        _check_choice("kind", self.kind, FAMILY_KINDS)
         _check_int("n_functions", self.n_functions, 1, 1000)
         _check_int("degree_min", self.degree_min, 1, 8)
         _check_int("degree_max", self.degree_max, 1, 8)
@@ -99,6 +107,11 @@ class FamilyConfig:
         _check_float("min_derivative_distance", self.min_derivative_distance, 0.0, 100.0)
         _check_int("seed", self.seed, 0, 2**31 - 1)
         _check_int("max_tries", self.max_tries, 1, 10**6)
+        _check_float("sine_amplitude_min", self.sine_amplitude_min, 0.0, 100.0)
+        _check_float("sine_amplitude_max", self.sine_amplitude_max, self.sine_amplitude_min, 100.0)
+        _check_float("sine_frequency_min", self.sine_frequency_min, 0.0, 100.0)
+        _check_float("sine_frequency_max", self.sine_frequency_max, self.sine_frequency_min, 100.0)
+        _check_float("sine_phase", self.sine_phase, -math.pi, math.pi)
         _check_variety(self)
 
 
@@ -147,6 +160,7 @@ class ClozeConfig:
     mask_ratio: float = 0.25  # fraction of line-sections (or samples) hidden per example (best in the 10x50 sweep)
     mask_unit: str = "section"  # section: hide whole line-sections; sample: hide single samples
     n_inputs: int = 64  # sampled inputs x per example during training
+    n_freqs: int = 8  # Fourier features sin/cos(pi k x), k = 1..n_freqs, of each input; a sine with b periods needs n_freqs >= b
     d_model: int = 64  # width of the set encoder and decoder
     n_heads: int = 4  # attention heads in the set encoder
     n_layers: int = 1  # attention blocks in the set encoder (1 reached 100% held-out on 10x50; 2 costs 1.7x)
@@ -161,6 +175,7 @@ class ClozeConfig:
         _check_float("mask_ratio", self.mask_ratio, 0.0, 1.0, open_lo=True, open_hi=True)
         _check_choice("mask_unit", self.mask_unit, MASK_UNITS)
         _check_int("n_inputs", self.n_inputs, 2, 100_000)
+        _check_int("n_freqs", self.n_freqs, 1, 256)
         _check_int("n_heads", self.n_heads, 1, 64)
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")

@@ -243,3 +243,24 @@ def held_out_function_study(zoo: Zoo, family, config: ClozeConfig, split: Functi
     out["regression"]["supervised_mlp"] = supervised_regression(zoo, params, is_seen, family.parameter_names,
                                                                 random_state)  # fmt: skip
     return out
+
+
+# ---------------------------------------------------------------- held-out architectures (scores only; the mixed zoo comes later)
+
+WHY_NOT_ACROSS_ARCHITECTURES = {
+    "weights": "n/a: flattened weights have another length and meaning for every width and depth",
+    "weight_stats": "n/a across depths: one block of statistics per layer, so other depths give other columns",
+}
+
+
+def cross_architecture_retrieval(descriptions: dict, labels, architectures, k: int = RETRIEVAL_K) -> dict:
+    """{name: retrieval@k counting only neighbours of another architecture, or the string saying why n/a}.
+
+    descriptions: {name: (n, d) features, or a string (a description that cannot apply)};
+    architectures (n,): any label per model, e.g. "1-32x2-1 relu". Features are standardised
+    on all models (no function is held out here: the architecture is).
+    """
+    out = {}
+    for name, f in descriptions.items():
+        out[name] = f if isinstance(f, str) else retrieval_at_k(standardise(f, slice(None)), labels, k, groups=architectures)
+    return out

@@ -124,3 +124,12 @@ def test_unseen_functions_never_reach_the_embedders_training(tiny_zoo):
             assert torch.equal(pa, pb), name
     # and the unseen models are really different (the check above is not vacuous)
     assert not torch.equal(layers[-1][0][unseen], tiny_zoo.layers[-1][0][unseen])
+
+
+def test_cross_architecture_retrieval_passes_reasons_through():
+    from netembed.protocols import WHY_NOT_ACROSS_ARCHITECTURES, cross_architecture_retrieval
+
+    f, y = blobs(spread=0.1, seed=8)
+    arch = np.arange(len(y)) % 2
+    out = cross_architecture_retrieval({"cloze": f, "weights": WHY_NOT_ACROSS_ARCHITECTURES["weights"]}, y, arch, k=2)
+    assert out["cloze"] == 1.0 and out["weights"].startswith("n/a")

@@ -84,7 +84,7 @@ def _relative_change(a, b) -> float:
 
 def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_state=0, progress=None) -> dict:
     """The probes on the cloze embedding and on every baseline description."""
-    coeffs = family.coefficients[zoo.task_ids]
+    coeffs = family.parameters[zoo.task_ids]  # (n, p) each model's continuous parameters (coefficients, or a, b, c)
     labels, split = zoo.task_ids, zoo.is_train
     probes = {"cloze": probe_all(embeddings, labels, split, random_state, coefficients=coeffs)}
     _tell(progress, "probes", 1.0)

@@ -74,3 +74,15 @@ def test_many_polynomials_are_obtainable_and_the_refusal_says_how():
     family = make_family(FamilyConfig(n_functions=200, degree_min=3, degree_max=6, max_tries=20000))
     assert family.n_functions == 200
     assert family.derivative_distances()[~np.eye(200, dtype=bool)].min() >= 1.0
+
+
+def test_the_pipeline_and_the_family_figure_take_sines():
+    from netembed.config import ClozeConfig
+    from netembed.pipeline import run_pipeline
+    from netembed.plots import family_figure
+
+    family_config = FamilyConfig(kind="sines", n_functions=3, sine_frequency_max=2.0, seed=1)
+    run = run_pipeline(family_config, ZooConfig(models_per_function=4, width=16, steps=100, seed=1),
+                       ClozeConfig(steps=4, d_model=16, n_heads=2, n_inputs=16), projections=("pca",))  # fmt: skip
+    assert set(run.report["probes"]["cloze"]) >= {"linear_accuracy", "coefficient_r2"}
+    assert family_figure(run.family).data[0].name.startswith("f0 (a ")

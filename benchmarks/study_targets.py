@@ -167,7 +167,9 @@ def main() -> None:
         else:
             result = held_out_seed_rows(zoo, config, seed)
         per_seed.append(result)
-        print(f"seed {seed}: cloze_r2 {result['cloze_r2']:.3f}, {time.perf_counter() - t:.0f} s", flush=True)
+        head = result["functions"]["cloze"] if "functions" in result else result["seen"]["cloze"]
+        print(f"seed {seed}: cloze_r2 {result['cloze_r2']:.3f}, cloze {json.dumps(head)}, "
+              f"{time.perf_counter() - t:.0f} s", flush=True)  # fmt: skip
     summary = summarise(per_seed)
     print_table(summary)
     RESULTS.mkdir(exist_ok=True)

@@ -70,9 +70,16 @@ def parse_settings(items: list[str], config) -> dict:
     return out
 
 
+def config_key(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def zoo_folder_for(family_config: FamilyConfig, zoo_config: ZooConfig, cache: Path) -> Path:
+    return cache / config_key([to_dict(family_config), to_dict(zoo_config)])
+
+
 def cached_zoo(family_config: FamilyConfig, zoo_config: ZooConfig, cache: Path):
-    key = hashlib.sha256(json.dumps([to_dict(family_config), to_dict(zoo_config)], sort_keys=True).encode())
-    folder = cache / key.hexdigest()[:16]
+    folder = zoo_folder_for(family_config, zoo_config, cache)
     if folder.exists():
         run = load_run(folder)
         return run.family, run.zoo
@@ -154,6 +161,7 @@ def main() -> None:
     cloze = replace(study["cloze"], **parse_settings(a.set, study["cloze"]))
     n_unseen = a.n_unseen or study["n_unseen"]
     family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
+    zoo_folder = zoo_folder_for(family_config, zoo_config, Path(a.cache))
     fit = fit_summary(family, zoo)
     print(f"{a.study}: {family.n_functions} functions x {zoo_config.models_per_function} seeds; fit {fit}")
     print(f"cloze: {cloze}", flush=True)
@@ -163,7 +171,15 @@ def main() -> None:
         config = replace(cloze, seed=seed)
         if n_unseen:
             split = split_functions(family.n_functions, n_unseen, random_state=seed)
-            result = held_out_function_study(zoo, family, config, split, random_state=seed)
+            stored = zoo_folder / f"embeddings_{config_key([to_dict(config), n_unseen])}.npz"
+            z = dict(np.load(stored)) if stored.exists() else None  # the same training, stored: rescoring is cheap
+            result = held_out_function_study(zoo, family, config, split, random_state=seed,
+                                             embeddings=None if z is None else z["embeddings"])  # fmt: skip
+            if z is None:
+                np.savez(stored, embeddings=result["embeddings"], cloze_r2=result["cloze_r2"])
+            else:
+                result["cloze_r2"] = float(z["cloze_r2"])
+            del result["embeddings"]
         else:
             result = held_out_seed_rows(zoo, config, seed)
         per_seed.append(result)

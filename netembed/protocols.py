@@ -19,8 +19,12 @@ has no R^2: "n/a").
 Cross-architecture retrieval: `retrieval_at_k(..., groups=architecture)` only counts
 neighbours from other architectures (the mixed-architecture zoo is a later step).
 
-Every description is standardised with the statistics of the seen functions' models (the
-models a description may be fitted on), so unseen functions never shape a description.
+Every description is scaled with the statistics of the seen functions' models (the models a
+description may be fitted on), so unseen functions never shape a description. Two scalings
+(`scale`): "global" (default) centres and divides by ONE overall standard deviation, keeping
+the description's own geometry (its neighbours, its clusters); "feature" standardises every
+feature (the held-out-seed probes' convention), which lifts a description's weakest,
+noisiest directions (e.g. the trailing components of a PCA) to the weight of its strongest.
 """
 
 from __future__ import annotations
@@ -83,10 +87,19 @@ def _clean(features) -> np.ndarray:
     return np.where(np.isfinite(f), f, 0.0)
 
 
-def standardise(features, fit_rows) -> np.ndarray:
-    """(n, d) features scaled by the mean and std of the rows `fit_rows` (bool (n,) or ids)."""
+SCALES = ("global", "feature")
+
+
+def standardise(features, fit_rows, scale: str = "global") -> np.ndarray:
+    """(n, d) features centred on the rows `fit_rows` (bool (n,) or ids) and divided by their std:
+    one overall std ("global") or each feature's own ("feature")."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     f = _clean(features)
-    return StandardScaler().fit(f[fit_rows]).transform(f)
+    if scale == "feature":
+        return StandardScaler().fit(f[fit_rows]).transform(f)
+    centred = f - f[fit_rows].mean(0)
+    return centred / max(float(np.sqrt((centred[fit_rows] ** 2).sum(1).mean())), 1e-12)
 
 
 def retrieval_at_k(features, labels, k: int = RETRIEVAL_K, groups=None) -> float:
@@ -118,8 +131,11 @@ def kmeans_nmi(features, labels, random_state: int = 0) -> float:
     return float(normalized_mutual_info_score(y, clusters))
 
 
-def few_shot_accuracy(features, labels, shots: int, random_state: int = 0, draws: int = FEW_SHOT_DRAWS) -> float:
-    """Logistic regression on `shots` random models per label, accuracy on the rest; mean over `draws` draws."""
+def few_shot_accuracy(features, labels, shots: int, random_state: int = 0, draws: int = FEW_SHOT_DRAWS,
+                      scale: str = "feature") -> float:  # fmt: skip
+    """Logistic regression on `shots` random models per label, accuracy on the rest; mean over `draws` draws.
+
+    The features are scaled on the training shots (`scale`, see standardise)."""
     f, y = _clean(features), np.asarray(labels)
     rng = np.random.default_rng(random_state)
     scores = []
@@ -128,36 +144,38 @@ def few_shot_accuracy(features, labels, shots: int, random_state: int = 0, draws
         for label in np.unique(y):
             rows = np.flatnonzero(y == label)
             train[rng.choice(rows, shots, replace=False)] = True
-        scaler = StandardScaler().fit(f[train])
+        fs = standardise(f, train, scale)
         clf = LogisticRegression(C=10.0, max_iter=3000, random_state=random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(scaler.transform(f[train]), y[train])
-        scores.append(float((clf.predict(scaler.transform(f[~train])) == y[~train]).mean()))
+            clf.fit(fs[train], y[train])
+        scores.append(float((clf.predict(fs[~train]) == y[~train]).mean()))
     return float(np.mean(scores))
 
 
-def held_out_function_scores(features, labels, is_seen, random_state: int = 0, k: int = RETRIEVAL_K) -> dict:
-    """Retrieval@k, k-means NMI, 1- and 5-shot accuracy on the unseen-function rows (standardised on seen rows)."""
+def held_out_function_scores(features, labels, is_seen, random_state: int = 0, k: int = RETRIEVAL_K,
+                             scale: str = "global") -> dict:  # fmt: skip
+    """Retrieval@k, k-means NMI, 1- and 5-shot accuracy on the unseen-function rows (scaled on seen rows)."""
     is_seen = np.asarray(is_seen, dtype=bool)
-    f = standardise(features, is_seen)[~is_seen]
+    f = standardise(features, is_seen, scale)[~is_seen]
     y = np.asarray(labels)[~is_seen]
     return {
         f"retrieval@{k}": retrieval_at_k(f, y, k),
         "nmi": kmeans_nmi(f, y, random_state),
-        "1-shot": few_shot_accuracy(f, y, 1, random_state),
-        "5-shot": few_shot_accuracy(f, y, 5, random_state),
+        "1-shot": few_shot_accuracy(f, y, 1, random_state, scale=scale),
+        "5-shot": few_shot_accuracy(f, y, 5, random_state, scale=scale),
     }
 
 
-def parameter_regression(features, parameters, is_seen, names, k: int = KNN_REGRESSION_NEIGHBOURS) -> dict:
+def parameter_regression(features, parameters, is_seen, names, k: int = KNN_REGRESSION_NEIGHBOURS,
+                         scale: str = "global") -> dict:  # fmt: skip
     """Ridge and kNN regression fitted on seen rows -> {name: {linear_r2, linear_mse, knn_r2, knn_mse}} on unseen rows.
 
     A parameter constant on the unseen rows has no R^2 (None, and its MSE is None too).
-    Features are standardised on the seen rows; parameters are regressed in their own units.
+    Features are scaled on the seen rows (`scale`); parameters are regressed in their own units.
     """
     is_seen = np.asarray(is_seen, dtype=bool)
-    f = standardise(features, is_seen)
+    f = standardise(features, is_seen, scale)
     p = np.asarray(parameters, dtype=np.float64)
     predictions = {
         "linear": Ridge(alpha=RIDGE_ALPHA).fit(f[is_seen], p[is_seen]).predict(f[~is_seen]),
@@ -212,7 +230,7 @@ def descriptions(zoo: Zoo, embeddings: np.ndarray, is_seen: np.ndarray, random_s
 def supervised_regression(zoo: Zoo, parameters, is_seen, names, random_state: int = 0) -> dict:
     """The regression ceiling: an MLP regressor trained WITH the seen functions' parameters on grid gradients."""
     g = _clean(input_gradients(zoo, grid()))
-    f = standardise(g, is_seen)
+    f = standardise(g, is_seen, "feature")
     p = np.asarray(parameters, dtype=np.float64)
     varies = p[is_seen].std(0) > 1e-12
     pred = np.repeat(p[is_seen].mean(0, keepdims=True), int((~is_seen).sum()), 0)
@@ -226,22 +244,29 @@ def supervised_regression(zoo: Zoo, parameters, is_seen, names, random_state: in
 
 
 def held_out_function_study(zoo: Zoo, family, config: ClozeConfig, split: FunctionSplit, random_state: int = 0,
-                            progress=None) -> dict:  # fmt: skip
+                            progress=None, embeddings=None) -> dict:  # fmt: skip
     """The whole protocol for one embedder seed: train on seen, score every description on unseen.
 
-    Returns {"functions": {description: scores}, "regression": {description: per-parameter scores},
-    "cloze_r2": the embedder's validation R^2 on the seen functions' held-out seeds}.
+    Returns {"functions": {description: scores}, "functions_feature_scaled": the same with every
+    feature standardised, "regression": {description: per-parameter scores}, "cloze_r2": the
+    embedder's validation R^2 on the seen functions' held-out seeds, "embeddings"}.
+    `embeddings` (n, d), if given, are a stored result of this very training (nothing is trained).
     """
-    embedder = train_on_seen(zoo, split, config, progress=progress)
-    z = embed(embedder, zoo, seed=EMBED_SEED)
+    cloze_r2 = None
+    if embeddings is None:
+        embedder = train_on_seen(zoo, split, config, progress=progress)
+        embeddings, cloze_r2 = embed(embedder, zoo, seed=EMBED_SEED), embedder.cloze_r2_
     is_seen = np.isin(zoo.task_ids, split.seen)
     params = family.parameters[zoo.task_ids]
-    out = {"functions": {}, "regression": {}, "cloze_r2": embedder.cloze_r2_}
-    for name, f in descriptions(zoo, z, is_seen, random_state).items():
+    out = {"functions": {}, "functions_feature_scaled": {}, "regression": {}, "cloze_r2": cloze_r2}
+    for name, f in descriptions(zoo, embeddings, is_seen, random_state).items():
         out["functions"][name] = held_out_function_scores(f, zoo.task_ids, is_seen, random_state)
+        out["functions_feature_scaled"][name] = held_out_function_scores(f, zoo.task_ids, is_seen, random_state,
+                                                                         scale="feature")  # fmt: skip
         out["regression"][name] = parameter_regression(f, params, is_seen, family.parameter_names)
     out["regression"]["supervised_mlp"] = supervised_regression(zoo, params, is_seen, family.parameter_names,
                                                                 random_state)  # fmt: skip
+    out["embeddings"] = embeddings
     return out
 
 
@@ -258,7 +283,7 @@ def cross_architecture_retrieval(descriptions: dict, labels, architectures, k: i
 
     descriptions: {name: (n, d) features, or a string (a description that cannot apply)};
     architectures (n,): any label per model, e.g. "1-32x2-1 relu". Features are standardised
-    on all models (no function is held out here: the architecture is).
+    on all models (no function is held out here: the architecture is), with one overall std.
     """
     out = {}
     for name, f in descriptions.items():

@@ -97,7 +97,7 @@ def test_parameter_regression_matches_sklearn_and_skips_constant_parameters():
     f = rng.normal(size=(40, 5))
     p = np.stack([f @ rng.normal(size=5) + 0.1 * rng.normal(size=40), np.full(40, 2.0)], 1)  # (40, 2): one constant
     seen = np.arange(40) < 30
-    out = parameter_regression(f, p, seen, ("w", "c"))
+    out = parameter_regression(f, p, seen, ("w", "c"), scale="feature")
     fs = StandardScaler().fit(f[seen]).transform(f)
     ridge = Ridge(alpha=1e-3).fit(fs[seen], p[seen]).predict(fs[~seen])
     knn = KNeighborsRegressor(n_neighbors=5).fit(fs[seen], p[seen]).predict(fs[~seen])
@@ -133,3 +133,20 @@ def test_cross_architecture_retrieval_passes_reasons_through():
     arch = np.arange(len(y)) % 2
     out = cross_architecture_retrieval({"cloze": f, "weights": WHY_NOT_ACROSS_ARCHITECTURES["weights"]}, y, arch, k=2)
     assert out["cloze"] == 1.0 and out["weights"].startswith("n/a")
+
+
+def test_global_scaling_keeps_the_geometry_and_feature_scaling_does_not():
+    from netembed.protocols import standardise
+
+    f, y = blobs(spread=0.5, seed=9)
+    f = np.c_[f, np.random.default_rng(1).normal(0, 1e-3, len(y))]  # a weak, noisy extra direction
+    seen = np.arange(len(y)) < 12
+    g = standardise(f, seen, "global")
+    assert np.allclose(g[seen].mean(0), 0) and np.isclose((g[seen] ** 2).sum(1).mean(), 1.0)
+    d_raw, d_global = (((a[:, None] - a[None]) ** 2).sum(-1) for a in (f, g))
+    np.testing.assert_allclose(d_global / d_global.max(), d_raw / d_raw.max(), atol=1e-12)  # one scale for all
+    assert retrieval_at_k(g, y) == retrieval_at_k(f, y)
+    np.testing.assert_allclose(standardise(f, seen, "feature")[seen].std(0), 1.0)  # the noise now weighs as much
+    assert retrieval_at_k(standardise(f, seen, "feature"), y) < retrieval_at_k(g, y)
+    with pytest.raises(ValueError, match="scale"):
+        standardise(f, seen, "none")

@@ -135,8 +135,11 @@ def few_shot_accuracy(features, labels, shots: int, random_state: int = 0, draws
                       scale: str = "feature") -> float:  # fmt: skip
     """Logistic regression on `shots` random models per label, accuracy on the rest; mean over `draws` draws.
 
-    The features are scaled on the training shots (`scale`, see standardise)."""
+    The features are scaled on the training shots (`scale`, see standardise). None (n/a) when a
+    label has no more than `shots` models."""
     f, y = _clean(features), np.asarray(labels)
+    if np.unique(y, return_counts=True)[1].min() <= shots:  # no model left to score for some label
+        return None
     rng = np.random.default_rng(random_state)
     scores = []
     for _ in range(draws):

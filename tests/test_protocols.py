@@ -78,6 +78,7 @@ def test_few_shot_matches_sklearn_with_the_same_draw():
     expected = (clf.predict(scaler.transform(f[~train])) == y[~train]).mean()
     assert few_shot_accuracy(f, y, 2, random_state=3, draws=1) == pytest.approx(expected)
     assert few_shot_accuracy(*blobs(spread=0.01), 1) == 1.0  # separated points: one shot is enough
+    assert few_shot_accuracy(*blobs(per_label=5), 5) is None  # no model left to score: n/a
 
 
 def test_held_out_function_scores_only_look_at_unseen_rows():

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import mean_squared_error, normalized_mutual_info_score, r2_score
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from .baselines import flat_weights, grid, weight_stats
@@ -151,6 +151,7 @@ def few_shot_accuracy(features, labels, shots: int, random_state: int = 0, draws
         clf = LogisticRegression(C=10.0, max_iter=3000, random_state=random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="The number of unique classes")  # one shot per class is the point
             clf.fit(fs[train], y[train])
         scores.append(float((clf.predict(fs[~train]) == y[~train]).mean()))
     return float(np.mean(scores))

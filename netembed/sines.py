@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import FamilyConfig
-from .family import FamilyError, dense_grid, pairwise_rms, GRID_SIZE
+from .family import GRID_SIZE, FamilyError, dense_grid, pairwise_rms
 
 PARAMETER_NAMES = ("a", "b", "c")
 

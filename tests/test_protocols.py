@@ -128,7 +128,10 @@ def test_unseen_functions_never_reach_the_embedders_training(tiny_zoo):
 
 
 def test_cross_architecture_retrieval_passes_reasons_through():
-    from netembed.protocols import WHY_NOT_ACROSS_ARCHITECTURES, cross_architecture_retrieval
+    from netembed.protocols import (
+        WHY_NOT_ACROSS_ARCHITECTURES,
+        cross_architecture_retrieval,
+    )
 
     f, y = blobs(spread=0.1, seed=8)
     arch = np.arange(len(y)) % 2

@@ -22,12 +22,12 @@ from torch import nn
 
 from .config import ClozeConfig, from_dict, to_dict
 
-N_FREQS = 8  # Fourier features sin/cos(pi k x), k = 1..N_FREQS: lets small MLPs draw wiggly curves
+N_FREQS = 8  # default Fourier features sin/cos(pi k x), k = 1..n_freqs (ClozeConfig.n_freqs): small MLPs draw wiggly curves
 
 
-def fourier(x: torch.Tensor) -> torch.Tensor:
-    """x (...,) in [-1, 1] -> (..., 1 + 2 * N_FREQS)."""
-    k = torch.arange(1, N_FREQS + 1, dtype=x.dtype, device=x.device) * math.pi
+def fourier(x: torch.Tensor, n_freqs: int = N_FREQS) -> torch.Tensor:
+    """x (...,) in [-1, 1] -> (..., 1 + 2 * n_freqs)."""
+    k = torch.arange(1, n_freqs + 1, dtype=x.dtype, device=x.device) * math.pi
     a = x[..., None] * k
     return torch.cat([x[..., None], torch.sin(a), torch.cos(a)], -1)
 
@@ -47,7 +47,7 @@ class Embedder(nn.Module):
     def __init__(self, config: ClozeConfig):
         super().__init__()
         self.config = config
-        d, nf = config.d_model, 1 + 2 * N_FREQS
+        d, nf = config.d_model, 1 + 2 * config.n_freqs
         self.tokens = mlp([nf + 2, d, d])  # [fourier(x), visible gradient, mask indicator]
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         block = nn.TransformerEncoderLayer(d, config.n_heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
@@ -70,7 +70,7 @@ class Embedder(nn.Module):
         """x (B, N) or (N,), raw gradients g (B, N), masked (B, N) bool -> embeddings z (B, bottleneck)."""
         x = x.expand_as(g)
         visible = (~masked).to(g.dtype)
-        feats = torch.cat([fourier(x), (g / self.grad_scale * visible)[..., None], masked.to(g.dtype)[..., None]], -1)
+        feats = torch.cat([fourier(x, self.config.n_freqs), (g / self.grad_scale * visible)[..., None], masked.to(g.dtype)[..., None]], -1)
         h = torch.cat([self.cls.expand(len(g), -1, -1), self.tokens(feats)], 1)  # (B, 1 + N, d)
         if self.encoder is not None:
             h = self.encoder(h)
@@ -80,7 +80,7 @@ class Embedder(nn.Module):
         """z (B, bottleneck), query x (B, Q) or (Q,) -> predicted raw gradients (B, Q)."""
         x = x.expand(len(z), -1) if x.dim() == 1 else x
         zq = z[:, None, :].expand(-1, x.shape[1], -1)
-        return self.decoder(torch.cat([zq, fourier(x)], -1))[..., 0] * self.grad_scale
+        return self.decoder(torch.cat([zq, fourier(x, self.config.n_freqs)], -1))[..., 0] * self.grad_scale
 
     def forward(self, x, g, masked):
         return self.decode(self.encode(x, g, masked), x)
@@ -94,7 +94,7 @@ class Embedder(nn.Module):
         z = self.encode(x, g, masked)  # (B, bottleneck)
         rows, cols = masked.nonzero(as_tuple=True)  # (M,) each
         xq = x.expand_as(g)[rows, cols]  # (M,)
-        pred = self.decoder(torch.cat([z[rows], fourier(xq)], -1))[:, 0]  # (M,) in units of grad_scale
+        pred = self.decoder(torch.cat([z[rows], fourier(xq, self.config.n_freqs)], -1))[:, 0]  # (M,) in units of grad_scale
         return pred - g[rows, cols] / self.grad_scale
 
     def describe(self) -> str:

@@ -16,6 +16,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
 SAMPLINGS = ("roots", "chebyshev", "monomial")
 MASK_UNITS = ("section", "sample")
+FAMILY_KINDS = ("polynomials", "sines")
 
 
 class ConfigError(ValueError):
@@ -141,7 +142,7 @@ def max_family_size(degree_max: int, min_distance: float) -> float:
 def _check_variety(c: "FamilyConfig") -> None:
     """Refuse up front a family that no number of draws could make (make_family finds the rest)."""
     most = max_family_size(c.degree_max, c.min_derivative_distance)
-    if c.n_functions > most:
+    if c.kind == "polynomials" and c.n_functions > most:
         raise ConfigError(
             f"n_functions {c.n_functions} is more than degree <= {c.degree_max} polynomials can give with "
             f"min_derivative_distance {c.min_derivative_distance:g} (at most {math.floor(most)}); "
@@ -155,9 +156,11 @@ SEED_MAX = 2**31 - 1
 
 @dataclass(frozen=True)
 class FamilyConfig:
-    """K random 1D polynomials on [-1, 1], normalised to the range [-1, 1]."""
+    """K random 1D functions on [-1, 1]: polynomials normalised to the range [-1, 1], or sines (sines.py)."""
 
-    n_functions: int = setting(10, "K: number of target polynomials", lo=1, hi=1000, flag="--functions")
+    kind: str = setting("polynomials", "which functions: polynomials (family.py) or sines a*sin(b*x + c) on "
+                        "x in [-pi, pi) (sines.py)", choices=FAMILY_KINDS, flag="--family")
+    n_functions: int = setting(10, "K: number of target functions", lo=1, hi=1000, flag="--functions")
     # the command line sets both degrees with one range flag, --degree 3-4 (cli_flags.py)
     degree_min: int = setting(3, "lowest polynomial degree", lo=1, hi=8, flag="--degree")
     degree_max: int = setting(4, "highest polynomial degree (>= degree_min)", lo=1, hi=8, flag="--degree")
@@ -169,11 +172,22 @@ class FamilyConfig:
     seed: int = setting(0, "seed of the family's random draws", lo=0, hi=SEED_MAX)
     max_tries: int = setting(2000, "resamples allowed before giving up on the variety guarantee", lo=1, hi=10**6,
                              cli=False)  # fmt: skip
+    # DWSNets draws a, b from [0, 10]; a floor keeps members off the flat zero function, and below b ~ 0.5 only
+    # the product a*b is visible, not a and b apart
+    sine_amplitude_min: float = setting(0.5, "sines: least amplitude a (a ~ U[min, max])", lo=0.0, hi=100.0)
+    sine_amplitude_max: float = setting(10.0, "sines: largest amplitude a (>= the least)", lo=0.0, hi=100.0)
+    sine_frequency_min: float = setting(0.5, "sines: least frequency b, in periods on [-pi, pi)", lo=0.0, hi=100.0)
+    sine_frequency_max: float = setting(10.0, "sines: largest frequency b (>= the least)", lo=0.0, hi=100.0)
+    sine_phase: float = setting(0.0, "sines: the phase c, the same for every member (DWSNets: 0)",
+                                lo=-math.pi, hi=math.pi)  # fmt: skip
 
     def __post_init__(self):
         check_fields(self)
         if self.degree_max < self.degree_min:
             raise ConfigError(f"degree_max must be >= degree_min ({self.degree_min}), got {self.degree_max}", "degree_max")
+        for low, high in (("sine_amplitude_min", "sine_amplitude_max"), ("sine_frequency_min", "sine_frequency_max")):
+            if getattr(self, high) < getattr(self, low):
+                raise ConfigError(f"{high} must be >= {low} ({getattr(self, low):g}), got {getattr(self, high):g}", high)
         _check_variety(self)
 
 
@@ -221,6 +235,8 @@ class ClozeConfig:
     mask_unit: str = setting("section", "section: hide whole line-sections; sample: hide single samples",
                              choices=MASK_UNITS)  # fmt: skip
     n_inputs: int = setting(64, "sampled inputs x per example in training", lo=2, hi=100_000)
+    # a sine with b periods on [-1, 1] needs n_freqs >= b
+    n_freqs: int = setting(8, "Fourier features sin/cos(pi k x), k = 1..n_freqs, of each sampled input", lo=1, hi=256)
     d_model: int = setting(64, "width of the set encoder and decoder", lo=4, hi=4096)
     n_heads: int = setting(4, "attention heads in the set encoder (divides d_model)", lo=1, hi=64, cli=False)
     # 1 reached 100% held-out on 10x50; 2 costs 1.7x

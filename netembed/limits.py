@@ -133,11 +133,9 @@ def estimate_zoo(n_functions: int, config: ZooConfig, device: str = "cpu") -> Es
 
 
 def estimate_cloze(n_models: int, config: ClozeConfig) -> Estimate:
-    from .cloze_model import N_FREQS  # Fourier features of x in each token
-
     d, L, h = config.d_model, config.n_layers, config.n_heads
     b, t = min(config.models_per_batch, n_models), config.n_inputs + 1  # tokens: inputs + a class token
-    params = L * (4 * d * d + 2 * 2 * d * d) + 4 * d * d + (2 * N_FREQS + 3) * d + config.bottleneck * d
+    params = L * (4 * d * d + 2 * 2 * d * d) + 4 * d * d + (2 * config.n_freqs + 3) * d + config.bottleneck * d
     per_token = L * 6 * d + 6 * d  # kept for backward: attention projections, feed-forward, norms, decoder
     attention_map = b * h * t * t  # one (batch, heads, tokens, tokens) map live at a time
     # measured against ru_maxrss (batch 64-128, 64-1024 inputs, d 64-128): 1.3-2x the real peak

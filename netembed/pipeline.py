@@ -67,7 +67,7 @@ def stage_teller(progress: PipelineProgress | None, skipped: tuple[str, ...] = (
 def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_state=0, tell=None) -> dict:
     """The probes on the cloze embedding and on every baseline description; `tell` from stage_teller."""
     tell = tell or stage_teller(None)
-    coeffs = family.coefficients[zoo.task_ids]
+    coeffs = family.parameters[zoo.task_ids]  # (n, p) each model's continuous parameters (coefficients, or a, b, c)
     labels, split = zoo.task_ids, zoo.is_train
     probes = {"cloze": probe_all(embeddings, labels, split, random_state, coefficients=coeffs)}
     tell("probes", 1.0)

@@ -42,7 +42,8 @@ def family_figure(family: Family, n_points: int = 401) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("members f(x)", "derivatives f'(x)"))
     for k in range(family.n_functions):
         style = dict(color=function_colour(k))
-        name = f"f{k} (degree {family.degrees[k]})"
+        name = f"f{k} (degree {family.degrees[k]})" if hasattr(family, "degrees") else (
+            f"f{k} (" + ", ".join(f"{n} {v:.3g}" for n, v in zip(family.parameter_names, family.parameters[k])) + ")")
         fig.add_scatter(x=x, y=values[k], name=name, legendgroup=str(k), line=style, row=1, col=1)
         fig.add_scatter(x=x, y=derivs[k], name=name, legendgroup=str(k), line=style, showlegend=False, row=1, col=2)
     fig.update_xaxes(title_text="x")

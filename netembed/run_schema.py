@@ -94,13 +94,32 @@ def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
                seconds=float(seconds), steps_done=steps_done, **arrays)  # fmt: skip
 
 
-def family_meta(family: Family) -> dict:
+def family_meta(family) -> dict:
+    if family.config.kind == "sines":  # a and b (c is the config's); see sines.py
+        return {"config": to_dict(family.config), "amplitudes": family.amplitudes.tolist(),
+                "frequencies": family.frequencies.tolist()}  # fmt: skip
     return {"config": to_dict(family.config), "coefficients": family.coefficients.tolist(),
             "degrees": family.degrees.tolist()}  # fmt: skip
 
 
-def family_from_meta(meta: dict) -> Family:
+def sine_family_from_meta(config: FamilyConfig, meta: dict):
+    from .sines import SineFamily
+
+    try:
+        a, b = (np.asarray(meta[k], dtype=np.float64) for k in ("amplitudes", "frequencies"))
+    except (KeyError, ValueError, TypeError, OverflowError):
+        raise RunError("family.json: 'amplitudes' and 'frequencies' must be arrays of numbers") from None
+    if a.shape != (config.n_functions,) or b.shape != (config.n_functions,):
+        raise RunError(f"family.json: amplitudes {a.shape} / frequencies {b.shape} do not match its config")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise RunError("family.json: amplitudes or frequencies hold NaN or Inf")
+    return SineFamily(config=config, amplitudes=a, frequencies=b)
+
+
+def family_from_meta(meta: dict):
     config = from_dict(FamilyConfig, meta.get("config"))
+    if config.kind == "sines":
+        return sine_family_from_meta(config, meta)
     try:
         coefficients = np.asarray(meta["coefficients"], dtype=np.float64)
         degrees = np.asarray(meta["degrees"], dtype=np.int64)

@@ -26,7 +26,7 @@ import torch
 
 from . import zoo_kernel
 from .config import ZooConfig
-from .family import Family, dense_grid
+from .family import dense_grid
 
 FIT_GRID = 1025  # dense held-out grid for each model's fit error
 FIT_CHUNK = 128  # models evaluated at once on that grid (bounds its memory)
@@ -139,11 +139,23 @@ def lr_at(step: int, config: ZooConfig) -> float:
     return config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def draw_chunk(gen: torch.Generator, coeffs: torch.Tensor, config: ZooConfig, steps: int, device):
+def target_function(family, device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x (batch,) -> every member's targets (K, batch), float32 on `device`.
+
+    Polynomials keep their float32 Horner pass (the numbers every earlier zoo was trained on);
+    any other family is evaluated exactly by its own `values` in float64, then rounded.
+    """
+    if getattr(family, "coefficients", None) is not None:
+        coeffs = torch.as_tensor(family.coefficients, dtype=torch.float32, device=device)
+        return lambda x: polynomial_targets(coeffs, x)
+    return lambda x: torch.as_tensor(family.values(x.double().cpu().numpy()), dtype=torch.float32, device=device)
+
+
+def draw_chunk(gen: torch.Generator, targets, config: ZooConfig, steps: int, device):
     """The next `steps` input draws, one per step as the loop of modules draws them, and every function's
-    targets on them, in one Horner pass: x (steps, batch), y (K, steps, batch)."""
+    targets on them in one pass (`targets`, see target_function): x (steps, batch), y (K, steps, batch)."""
     x = torch.stack([torch.rand(config.batch_size, generator=gen) * 2 - 1 for _ in range(steps)]).to(device)
-    return x, polynomial_targets(coeffs, x.reshape(-1)).reshape(-1, steps, config.batch_size)
+    return x, targets(x.reshape(-1)).reshape(-1, steps, config.batch_size)
 
 
 def input_generator(config: ZooConfig) -> torch.Generator:
@@ -151,7 +163,7 @@ def input_generator(config: ZooConfig) -> torch.Generator:
 
 
 def train_zoo(
-    family: Family,
+    family,
     config: ZooConfig,
     progress: ProgressFn | None = None,
     device: str = "cpu",
@@ -178,7 +190,7 @@ def train_zoo(
     seeds = np.array([model_seed(config.seed, t, r) for t, r in zip(task_ids, replicates)], dtype=np.int64)
     layers = init_layers(config, seeds, device)
     train_step, engine = make_step(layers, config, device, engine)
-    coeffs = torch.as_tensor(family.coefficients, dtype=torch.float32, device=device)
+    targets = target_function(family, device)
     task_index = torch.as_tensor(task_ids, device=device)
     gen = input_generator(config)
     log_every = log_every or max(1, config.steps // 500)
@@ -187,7 +199,7 @@ def train_zoo(
     step = 0
     for step in range(1, config.steps + 1):
         if (step - 1) % DRAW_CHUNK == 0:
-            xs, ys = draw_chunk(gen, coeffs, config, min(DRAW_CHUNK, config.steps - step + 1), device)
+            xs, ys = draw_chunk(gen, targets, config, min(DRAW_CHUNK, config.steps - step + 1), device)
         x, y = xs[(step - 1) % DRAW_CHUNK], ys[:, (step - 1) % DRAW_CHUNK]  # (batch,) shared by all, (K, batch)
         window += train_step(x, y[task_index], step).to(device)  # (n,) each model's loss before the update
         if step % log_every == 0 or step == config.steps:
@@ -253,7 +265,7 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
         return AutogradStep(layers, config), "autograd"
 
 
-def fit_errors(zoo: Zoo, family: Family) -> tuple[np.ndarray, np.ndarray]:
+def fit_errors(zoo: Zoo, family) -> tuple[np.ndarray, np.ndarray]:
     """Each model's MSE against its target on the dense grid, and the failed flag."""
     grid = dense_grid(FIT_GRID)
     target = family.values(grid)[zoo.task_ids]  # (n, grid)

@@ -105,12 +105,14 @@ class RayExecutor:
         if self.ray.is_initialized():
             return self  # a cluster this process joined already (a test's fixture, a notebook): reuse it
         try:
+            # workers import netembed from where this driver found it (a shared file system on a cluster)
+            runtime_env = {"env_vars": {"PYTHONPATH": _pythonpath()}}
             if self.address is not None:
-                self.ray.init(address=self.address, logging_level="WARNING", log_to_driver=True)
+                self.ray.init(address=self.address, logging_level="WARNING", runtime_env=runtime_env)
             else:
                 self.ray.init(num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
                               object_store_memory=self.object_store_bytes, logging_level="WARNING",
-                              runtime_env={"env_vars": {"PYTHONPATH": _pythonpath()}})  # fmt: skip
+                              runtime_env=runtime_env)  # fmt: skip
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
             raise ExecutorError(f"could not start or join {where}: {' '.join(str(e).split())[:300]}") from None
@@ -146,7 +148,7 @@ class RayExecutor:
 
 
 def _pythonpath() -> str:
-    """Local workers import netembed from where this driver found it, whatever their working folder."""
+    """netembed's folder first, then the driver's own PYTHONPATH: workers import what the driver imports."""
     return os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p)
 
 

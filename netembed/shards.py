@@ -124,7 +124,7 @@ def train_zoo_sharded(
     """
     plan = plan_shards(family.n_functions, config, n_shards, by=by)
     tags = [{"by": by, "index": i, "n_shards": n_shards} for i in range(n_shards)]
-    folders = [None] * n_shards if keep_in is None else [Path(keep_in) / f"{by}.{i:04d}-of-{n_shards:04d}" for i in range(n_shards)]
+    folders = [None if keep_in is None else Path(keep_in) / f"{by}.{i:04d}-of-{n_shards:04d}" for i in range(n_shards)]
     zoos = [None if f is None else _load_kept(f, family, config, device, tags[i], plan[i]) for i, f in enumerate(folders)]
     todo = [i for i, z in enumerate(zoos) if z is None]
     total = family.n_functions * config.models_per_function * config.steps

@@ -26,10 +26,11 @@ CONFIG = ZooConfig(models_per_function=4, width=8, steps=25, batch_size=32, seed
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A 2-CPU local cluster for this module; its workers import netembed and this test file (the dying task)."""
+    """A 2-CPU local cluster for this module; its workers import netembed and this test file (the dying task).
+    It declares one logical GPU (no GPU is needed) so that GPU requests can be checked."""
     ray = pytest.importorskip("ray")  # .ci/run installs it (requirements-ray.txt)
     path = os.pathsep.join([str(REPO), str(REPO / "tests")])
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, logging_level="WARNING",
+    ray.init(num_cpus=2, num_gpus=1, object_store_memory=200 * 1024**2, include_dashboard=False, logging_level="WARNING",
              runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -52,6 +53,18 @@ def test_shards_on_ray_equal_local_and_the_whole_zoo(ray_cluster, tiny_family, t
     whole = train_zoo(tiny_family, CONFIG)
     if whole.engine == "kernel":  # the C kernel computes each model alone; autograd is equal up to rounding
         assert_same_zoo(on_ray, whole)
+
+
+def gpus_given():
+    import ray
+
+    return ray.get_gpu_ids()
+
+
+def test_tasks_ask_for_gpus_only_when_the_cell_uses_one(ray_cluster):
+    with RayExecutor(gpus_per_task=0.5) as ex:
+        assert ex.map(gpus_given, [()], uses_gpu=True) == [[0]]  # a cuda shard: Ray hands it the GPU
+        assert ex.map(gpus_given, [()]) == [[]]  # a CPU cell never holds one
 
 
 def train_shard_dying_once(marker_dir, family, config, tasks, replicates):
@@ -131,7 +144,10 @@ ZOO_FLAGS = ["--functions", "8", "--models-per-function", "4", "--width", "16", 
 
 
 def kept_shards(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*/meta.json")) if folder.is_dir() else []
+    """Shards saved whole; not a hidden `.NAME.tmp-*` folder that a save is still writing (pathlib's * matches it)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
 
 
 def test_resume_after_the_driver_is_killed(ray_cluster, tmp_path, capsys):

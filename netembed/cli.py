@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -296,9 +297,12 @@ def cmd_run(a) -> None:
 
     set_threads(a.threads)
     family, zoo = reused_zoo(a)
+    sharded_seconds = None
     if zoo is None and (a.shards > 1 or a.executor != "local"):
+        t = time.perf_counter()
         with executor_from_flags(a) as executor:
             family, zoo = train_zoo_run(a, executor, keep_in=shard_folder(a.out))
+        sharded_seconds = time.perf_counter() - t
     bars = StageBars()
     try:
         run = run_pipeline(family_config(a), zoo_config(a), cloze_config(a), device=check_device(a.device),
@@ -307,6 +311,9 @@ def cmd_run(a) -> None:
     finally:
         bars.close()
     warn_divergence(run.zoo)
+    if sharded_seconds is not None:  # the zoo was trained before the pipeline: count it in the report's seconds
+        seconds = run.report["seconds"]
+        seconds.update(zoo=round(sharded_seconds, 3), total=round(seconds["total"] + sharded_seconds, 3))
     out = save_run(run, a.out)  # the run folder holds report.json (listed, with its checksum, in meta.json)
     discard_shards(a.out)
     print_report(run.report)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from app import widgets
-from netembed.config import SAMPLINGS, FamilyConfig, parse_range
+from netembed.config import FamilyConfig, parse_range, specs
 from netembed.family import Family, make_family
 
-KEYS = ("fam_k", "fam_degree", "fam_sampling", "fam_distance", "fam_seed")
+# field -> URL key of the settings drawn by hand (links made before keep working); the rest are fam_<field>
+KEY = {"n_functions": "fam_k", "sampling": "fam_sampling", "min_derivative_distance": "fam_distance",
+       "seed": "fam_seed"}  # fmt: skip
+DEGREE_KEY = "fam_degree"  # degree_min and degree_max, one range slider
+DRAWN = (*KEY, "degree_min", "degree_max")
+KEYS = (*KEY.values(), DEGREE_KEY, *(f"fam_{s['name']}" for s in specs(FamilyConfig) if s["name"] not in DRAWN))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -21,30 +26,23 @@ def family_ui(base: FamilyConfig) -> FamilyConfig:
     """Widgets for every family setting, defaulting to `base` (the current run's family); returns the config."""
     c1, c2, c3 = st.columns(3)
     with c1:
-        k = widgets.number("Functions K", "fam_k", base.n_functions, 1, 50, help="members of the family")
-        degree = widgets.range_slider("Degree", "fam_degree", (base.degree_min, base.degree_max), 1, 8,
-                                      help="each member's degree is drawn from this range")  # fmt: skip
+        k = widgets.config_number(FamilyConfig, "n_functions", KEY["n_functions"], "Functions K", base)
+        degree = widgets.config_range(FamilyConfig, "degree_min", "degree_max", DEGREE_KEY, "Degree", base)
     with c2:
-        sampling = widgets.choice("Sampling", "fam_sampling", list(SAMPLINGS), base.sampling,
-                                  help="roots: random roots in [-1, 1]; chebyshev: random Chebyshev "
-                                  "coefficients; monomial: naive power coefficients (members look alike)")  # fmt: skip
-        seed = widgets.number("Seed", "fam_seed", base.seed, 0, 2**31 - 1)
+        sampling = widgets.config_choice(FamilyConfig, "sampling", KEY["sampling"], "Sampling", base)
+        seed = widgets.config_number(FamilyConfig, "seed", KEY["seed"], "Seed", base)
     with c3:
-        distance = widgets.number("Variety threshold", "fam_distance", float(base.min_derivative_distance), 0.0,
-                                  100.0, step=0.1, format="%.2f",
-                                  help="least RMS distance between any two members' derivatives")  # fmt: skip
-    return FamilyConfig(n_functions=int(k), degree_min=degree[0], degree_max=degree[1], sampling=sampling,
-                        min_derivative_distance=float(distance), seed=int(seed))  # fmt: skip
+        distance = widgets.config_number(FamilyConfig, "min_derivative_distance", KEY["min_derivative_distance"],
+                                         "Variety threshold", base, step=0.1, format="%.2f")  # fmt: skip
+    with st.expander("More family settings"):
+        rest = widgets.more_settings(FamilyConfig, "fam", base, DRAWN)
+    return FamilyConfig(n_functions=k, degree_min=degree[0], degree_max=degree[1], sampling=sampling,
+                        min_derivative_distance=distance, seed=seed, **rest)  # fmt: skip
 
 
 def family_setting(base: FamilyConfig) -> FamilyConfig:
     """The family chosen on the Family page (or `base` where a setting was never touched)."""
-    degree = widgets.setting("fam_degree", (base.degree_min, base.degree_max), parse=parse_range)
-    return FamilyConfig(
-        n_functions=int(widgets.setting("fam_k", base.n_functions)),
-        degree_min=degree[0],
-        degree_max=degree[1],
-        sampling=widgets.setting("fam_sampling", base.sampling),
-        min_derivative_distance=float(widgets.setting("fam_distance", base.min_derivative_distance)),
-        seed=int(widgets.setting("fam_seed", base.seed)),
-    )
+    degree = widgets.setting(DEGREE_KEY, (base.degree_min, base.degree_max), parse=parse_range)
+    values = {s["name"]: widgets.config_setting(FamilyConfig, s["name"], KEY.get(s["name"], f"fam_{s['name']}"), base)
+              for s in specs(FamilyConfig) if s["name"] not in ("degree_min", "degree_max")}  # fmt: skip
+    return FamilyConfig(degree_min=degree[0], degree_max=degree[1], **values)

@@ -12,10 +12,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")  # umap's 
 import streamlit as st  # noqa: E402
 
 from app import sidebar, state  # noqa: E402
-from netembed.config import ConfigError  # noqa: E402
-from netembed.family import FamilyError  # noqa: E402
-from netembed.gradients import NoExactSections  # noqa: E402
-from netembed.store import RunError  # noqa: E402
+from netembed.errors import USER_ERRORS  # noqa: E402
 
 st.set_page_config(page_title="netembed", page_icon=":material/hub:", layout="wide")
 sidebar.warm_up()
@@ -36,5 +33,5 @@ with st.sidebar:
     sidebar.save_and_load()
 try:
     page.run()
-except (ConfigError, FamilyError, RunError, NoExactSections) as e:  # pages catch these; this is the safety net
+except USER_ERRORS as e:  # pages catch these; this is the safety net
     st.error(str(e))

@@ -13,7 +13,6 @@ from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
 
 
-
 @st.cache_resource
 def warm_up() -> threading.Thread | None:
     """Once per server: import umap and compile its kernels in the background, so the first UMAP is quick.

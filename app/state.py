@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import widgets
-from netembed.jobs import Job
+from app.jobs import Job
 from netembed.store import Run, RunError, list_runs, load_run, run_path
 
 ROOT = Path(__file__).resolve().parents[1]

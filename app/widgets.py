@@ -11,11 +11,12 @@ from the session's copy (never via `value=`, which would fight the widget's own 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
-from netembed.config import parse_range
+from netembed.config import ConfigError, check_value, help_text, parse_range, spec, specs
 
 
 def _settings() -> dict:
@@ -124,3 +125,78 @@ def toggle(label: str, key: str, default: bool, **kw) -> bool:
     _seed(key, default, lambda t: {"1": True, "true": True, "0": False, "false": False}[t.lower()], lambda v: True)
     st.toggle(label, key=key, **kw)
     return bool(_keep(key, lambda v: "1" if v else "0"))
+
+
+# ---------------------------------------------------------------- widgets derived from a config's declarations
+
+
+def _fits(s: dict, value) -> bool:
+    try:
+        check_value(s, value)
+    except ConfigError:
+        return False
+    return True
+
+
+def _bounds(s: dict, step, slider: bool) -> tuple:
+    """Closed bounds a widget can show for the declared range. A slider's open float bound moves in by one
+    step (a slider can only show closed ends); a number input keeps it (left at it, the config explains)."""
+    lo, hi = s["lo"], s["hi"]
+    if slider and s["kind"] is float:
+        lo = lo + step if s["open_lo"] else lo
+        hi = hi - step if s["open_hi"] else hi
+    return lo, hi
+
+
+def config_number(cls, name: str, key: str, label: str, base=None, *, slider: bool = False, step=None, **kw):
+    """A number input (or slider) for the setting `name` of config class `cls`: default from `base` (or the
+    declaration), bounds and help from the declaration (a bound set by another setting is the config's to check)."""
+    s = spec(cls, name)
+    kind = s["kind"]
+    default = kind(getattr(base, name) if base is not None else s["default"])
+    lo, top = _bounds(s, step, slider)
+    _seed(key, default, kind, lambda v: _fits(s, v) and lo <= v and (top is None or v <= top))
+    widget = st.slider if slider else st.number_input
+    widget(label, min_value=kind(lo), max_value=None if top is None else kind(top), step=step, key=key,
+           help=help_text(s), **kw)  # fmt: skip
+    return kind(_keep(key))
+
+
+def config_choice(cls, name: str, key: str, label: str, base=None, **kw):
+    """A selectbox (or horizontal radio, horizontal=True) over the declared choices of `cls.name`."""
+    s = spec(cls, name)
+    default = getattr(base, name) if base is not None else s["default"]
+    return choice(label, key, list(s["choices"]), default, help=s["help"], **kw)
+
+
+def config_range(cls, lo_name: str, hi_name: str, key: str, label: str, base=None, **kw) -> tuple[int, int]:
+    """One range slider for two int settings (e.g. degree_min, degree_max), bounds from their declarations."""
+    lo, hi = spec(cls, lo_name), spec(cls, hi_name)
+    source = base if base is not None else cls()
+    default = (getattr(source, lo_name), getattr(source, hi_name))
+    return range_slider(label, key, default, lo["lo"], hi["hi"], help=f"{lo['help']} to {hi['help']}", **kw)
+
+
+def more_settings(cls, prefix: str, base=None, drawn=()) -> dict:
+    """Widgets for every declared setting of `cls` not in `drawn`, keyed `prefix_field` -> {field: value}.
+
+    A setting added to a config shows up here with no page edit; pages draw their main settings
+    themselves (layout, labels) and leave the rest to this.
+    """
+    out = {}
+    for s in specs(cls):
+        if s["name"] in drawn:
+            continue
+        key, label = f"{prefix}_{s['name']}", s["name"].replace("_", " ").capitalize()
+        if s["kind"] is str:
+            out[s["name"]] = config_choice(cls, s["name"], key, label, base)
+        else:
+            out[s["name"]] = config_number(cls, s["name"], key, label, base, format="%g" if s["kind"] is float else None)
+    return out
+
+
+def config_setting(cls, name: str, key: str, base=None):
+    """A config setting's current value without drawing its widget (another page's), default from `base`."""
+    s = spec(cls, name)
+    default = getattr(base, name) if base is not None else s["default"]
+    return s["kind"](setting(key, default, parse=s["kind"]))

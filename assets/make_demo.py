@@ -1,4 +1,4 @@
-"""Make the bundled demo run (assets/demo_run) with the real pipeline: `python assets/make_demo.py`.
+"""Make the bundled demo run (assets/demo_run) with the real pipeline: `python -m assets.make_demo`.
 
 Small on purpose (5 functions x 20 seeds, a short embedder and a 2 x 2 sweep, a few MB,
 a few minutes on 2 CPU cores) so the dashboard opens on real content with no training.
@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")
 
 import torch  # noqa: E402

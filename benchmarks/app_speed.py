@@ -1,6 +1,6 @@
 """The dashboard's responsiveness: cold start to the first chart, the UMAP view after warm-up, server memory.
 
-    python benchmarks/app_speed.py            # prints a table and JSON
+    python -m benchmarks.app_speed            # prints a table and JSON
 
 Starts `streamlit run app/main.py` on a free loopback port (with the UMAP warm-up on, as a
 user gets it), drives Debian's chromium with Playwright, and measures:

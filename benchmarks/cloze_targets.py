@@ -1,6 +1,6 @@
 """The research targets of issue 3: held-out linear-probe accuracy of the cloze embedding, over embedder seeds.
 
-    python benchmarks/cloze_targets.py --zoo RUN_DIR [--seeds 0,1,2] [--set bottleneck=8 steps=800 ...]
+    python -m benchmarks.cloze_targets --zoo RUN_DIR [--seeds 0,1,2] [--set bottleneck=8 steps=800 ...]
 
 RUN_DIR is a run folder holding a trained zoo (e.g. from `python -m netembed zoo --out RUN_DIR`,
 or `--functions 50` for the second target). Every seed trains a fresh embedder on the same
@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from netembed.cloze import embed, train_embedder  # noqa: E402
-from netembed.config import ClozeConfig  # noqa: E402
-from netembed.pipeline import EMBED_SEED  # noqa: E402
-from netembed.probes import probe_all  # noqa: E402
-from netembed.store import load_run  # noqa: E402
+from netembed.cloze_training import train_embedder
+from netembed.config import ClozeConfig
+from netembed.embedding import EMBED_SEED, embed
+from netembed.probes import probe_all
+from netembed.store import load_run
 
 
 def parse_settings(items: list[str]) -> dict:

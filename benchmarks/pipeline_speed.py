@@ -1,7 +1,7 @@
 """Time and peak memory of each stage of the default pipeline (10 functions x 50 seeds).
 
-    python benchmarks/pipeline_speed.py            # stages in this process, then `python -m netembed run` end to end
-    python benchmarks/pipeline_speed.py --no-end-to-end --threads 2
+    python -m benchmarks.pipeline_speed            # stages in this process, then `python -m netembed run` end to end
+    python -m benchmarks.pipeline_speed --no-end-to-end --threads 2
 
 Stages: family, zoo, gradients (sampled dy/dx), line-sections, embedder (training and
 embedding), probes (on the embeddings), baselines (features and their probes), PCA, UMAP
@@ -27,16 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from netembed.baselines import baseline_features
+from netembed.cloze_training import train_embedder
+from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
+from netembed.embedding import embed
+from netembed.family import make_family
+from netembed.gradients import input_gradients, line_sections
+from netembed.probes import probe_all
+from netembed.projection import project
+from netembed.zoo import train_zoo
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from netembed.baselines import baseline_features  # noqa: E402
-from netembed.cloze import embed, train_embedder  # noqa: E402
-from netembed.config import ClozeConfig, FamilyConfig, ZooConfig  # noqa: E402
-from netembed.family import make_family  # noqa: E402
-from netembed.gradients import input_gradients, line_sections  # noqa: E402
-from netembed.probes import probe_all  # noqa: E402
-from netembed.projection import project  # noqa: E402
-from netembed.zoo import train_zoo  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 MIB = 2**20

@@ -1,7 +1,7 @@
 """How zoo-training time and memory grow with the number of models (2 to 2000) and the width.
 
-    python benchmarks/zoo_scaling.py                 # writes results/zoo_scaling.json and .png
-    python benchmarks/zoo_scaling.py --threads 2
+    python -m benchmarks.zoo_scaling                 # writes results/zoo_scaling.json and .png
+    python -m benchmarks.zoo_scaling --threads 2
 
 Each point trains a fresh zoo (batch 256, depth 2) in its own process, so its peak resident
 memory is its own: reported as the peak minus the process's RSS before training (torch
@@ -39,12 +39,10 @@ def point(n_models: int, width: int, threads: int) -> dict:
     """Train one zoo in this process; returns its time per step and extra peak memory."""
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.zoo_speed import flops_per_model_step
     from netembed.config import FamilyConfig, ZooConfig
     from netembed.family import make_family
     from netembed.zoo import train_zoo
-
-    from zoo_speed import flops_per_model_step
 
     torch.set_num_threads(threads)
     k = 1 if n_models < 20 else 10
@@ -77,8 +75,8 @@ def point(n_models: int, width: int, threads: int) -> dict:
 
 
 def run_point(n_models, width, threads) -> dict:
-    cmd = [sys.executable, __file__, "--point", str(n_models), str(width), "--threads", str(threads)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+    cmd = [sys.executable, "-m", "benchmarks.zoo_scaling", "--point", str(n_models), str(width), "--threads", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     if done.returncode != 0:
         raise RuntimeError(f"point {n_models} x {width} failed: {done.stderr[-800:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,7 +1,7 @@
 """Zoo training speed: the same zoo trained three ways in one run, and a matmul for the peak.
 
-    python benchmarks/zoo_speed.py                      # 100 models 1->32->32->1, batch 256, 300 steps
-    python benchmarks/zoo_speed.py --threads 2 --device cuda
+    python -m benchmarks.zoo_speed                      # 100 models 1->32->32->1, batch 256, 300 steps
+    python -m benchmarks.zoo_speed --threads 2 --device cuda
 
 1. loop: one nn.Sequential per model with its own torch.optim.Adam, stepped in a Python
    loop (what a notebook does), with the same inits, inputs, targets and lr schedule;
@@ -24,17 +24,15 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from netembed.config import FamilyConfig, ZooConfig  # noqa: E402
-from netembed.family import make_family  # noqa: E402
-from netembed.zoo import init_layers, input_generator, lr_at, polynomial_targets, train_zoo  # noqa: E402
+from netembed.config import FamilyConfig, ZooConfig
+from netembed.family import make_family
+from netembed.zoo import init_layers, input_generator, lr_at, polynomial_targets, train_zoo
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -121,7 +119,8 @@ def zoo_seconds(family, config, device, engine, overhead_cpu=0.0):
 def machine() -> dict:
     cpu = platform.processor()
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))  # fmt: skip
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}

@@ -1,4 +1,4 @@
-"""Baselines: the same probes on other descriptions of the same models, and the invariance check.
+"""Baselines: the same probes on other descriptions of the same models.
 
 Descriptions (all (n_models, features)):
     raw_gradients  dy/dx on a fixed grid of GRID_SIZE inputs
@@ -10,11 +10,6 @@ Descriptions (all (n_models, features)):
                    the cloze bottleneck: is a learned embedding better than a linear one?
 The supervised ceiling is a classifier trained WITH the function labels on the training
 seeds' gradients (the seed notebook's "02-func-classifier"), scored on held-out seeds.
-
-The invariance check: permuting a model's hidden neurons, and for (leaky) ReLU scaling a
-neuron's incoming weights and bias by c > 0 and its outgoing weights by 1 / c, leaves the
-function (hence the gradients and the embedding) unchanged, while the flattened weights
-change completely. Descriptions of the *function* should not see it; weights do.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from .config import PIECEWISE_LINEAR
 from .family import Family
 from .gradients import input_gradients
 from .probes import probe_all
@@ -100,27 +94,3 @@ def supervised_probe(zoo: Zoo, family: Family | None = None, random_state=0, coe
     out = probe_all(h, zoo.task_ids, zoo.is_train, random_state, coefficients=coefficients)
     out["classifier_accuracy"] = accuracy
     return out
-
-
-def permute_and_rescale(zoo: Zoo, rng: np.random.Generator) -> Zoo:
-    """The same functions with other weights: hidden neurons permuted (and rescaled by c > 0 for ReLU).
-
-    Layer l's hidden units are reordered by a permutation P_l and scaled by c_l: the
-    incoming columns (and bias) of layer l are permuted and multiplied by c_l, the outgoing
-    rows of layer l + 1 are permuted and divided by c_l. relu(c z) = c relu(z) for c > 0,
-    so the network computes exactly the same function (up to float rounding).
-    """
-    positive_homogeneous = zoo.config.activation in PIECEWISE_LINEAR
-    layers = [(w.detach().clone(), b.detach().clone()) for w, b in zoo.layers]
-    n = zoo.n_models
-    for layer in range(len(layers) - 1):  # every hidden layer
-        (w, b), (w_next, b_next) = layers[layer], layers[layer + 1]
-        width = w.shape[2]
-        perm = torch.as_tensor(np.argsort(rng.random((n, width)), 1))  # (n, width) a permutation per model
-        c = rng.uniform(0.5, 2.0, (n, width)) if positive_homogeneous else np.ones((n, width))
-        c = torch.as_tensor(c, dtype=w.dtype)
-        w = torch.gather(w, 2, perm[:, None, :].expand_as(w)) * c[:, None, :]  # (n, fan_in, width)
-        b = torch.gather(b, 2, perm[:, None, :]) * c[:, None, :]  # (n, 1, width)
-        w_next = torch.gather(w_next, 1, perm[:, :, None].expand_as(w_next)) / c[:, :, None]  # (n, width, fan_out)
-        layers[layer], layers[layer + 1] = (w, b), (w_next, b_next)
-    return Zoo(**{**zoo.__dict__, "layers": layers})

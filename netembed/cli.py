@@ -8,37 +8,34 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from .cli_errors import CliError, OneLineParser, built, exit_status, warn_divergence
-from .config import ACTIVATIONS, SAMPLINGS, ConfigError, FamilyConfig, ZooConfig, parse_range, to_dict
-from .divergence import zoo_report
+from .cli_errors import CliError, OneLineParser, exit_status, warn_divergence
+from .cli_flags import add_config_flags, add_degree_flag, built, config_from_args, flags_of
+from .config import (
+    SWEEP_BOTTLENECKS,
+    SWEEP_MASK_RATIOS,
+    ClozeConfig,
+    ConfigError,
+    FamilyConfig,
+    ZooConfig,
+    parse_range,
+    to_dict,
+)
+from .divergence import finite_median, zoo_report
 from .family import make_family
-from .store import Run, load_run, save_run
+from .store import Run, RunError, load_run, save_run
 
 
 def add_family_flags(p: argparse.ArgumentParser) -> None:
-    d = FamilyConfig()
     g = p.add_argument_group("family")
-    g.add_argument("--functions", type=int, default=d.n_functions, help="K: number of target polynomials")
-    g.add_argument("--degree", type=str, default=f"{d.degree_min}-{d.degree_max}",
-                   help="polynomial degree, one number or a range like 3-4 (1..8)")  # fmt: skip
-    g.add_argument("--sampling", choices=SAMPLINGS, default=d.sampling, help="how polynomials are drawn")
-    g.add_argument("--min-distance", type=float, default=d.min_derivative_distance,
-                   help="least RMS distance between two members' derivatives")  # fmt: skip
-    g.add_argument("--seed", type=int, default=0, help="seed of the family, the zoo and the embedder")
+    add_degree_flag(g, FamilyConfig)
+    g.add_argument("--seed", type=int, default=FamilyConfig.seed, metavar="INT",
+                   help="seed of the family, the zoo and the embedder")  # fmt: skip
+    add_config_flags(g, FamilyConfig)
 
 
 def add_zoo_flags(p: argparse.ArgumentParser) -> None:
-    d = ZooConfig()
     g = p.add_argument_group("zoo")
-    g.add_argument("--models-per-function", type=int, default=d.models_per_function, help="M: seeds per function")
-    g.add_argument("--width", type=int, default=d.width, help="hidden units per layer")
-    g.add_argument("--depth", type=int, default=d.depth, help="hidden layers")
-    g.add_argument("--activation", choices=ACTIVATIONS, default=d.activation, help="hidden activation")
-    g.add_argument("--steps", type=int, default=d.steps, help="training steps of every model")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="fresh inputs per step, shared by all models")
-    g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (cosine-decayed)")
+    add_config_flags(g, ZooConfig)  # --seed is shared with the family's
     g.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
 
 
@@ -47,14 +44,11 @@ def family_config(a) -> FamilyConfig:
         degree_min, degree_max = parse_range(a.degree)
     except ValueError:
         raise ConfigError(f"--degree must be a number or a range like 3-4, got {a.degree!r}") from None
-    return FamilyConfig(n_functions=a.functions, degree_min=degree_min, degree_max=degree_max,
-                        sampling=a.sampling, min_derivative_distance=a.min_distance, seed=a.seed)  # fmt: skip
+    return config_from_args(FamilyConfig, a, degree_min=degree_min, degree_max=degree_max)
 
 
 def zoo_config(a) -> ZooConfig:
-    return ZooConfig(models_per_function=a.models_per_function, width=a.width, depth=a.depth,
-                     activation=a.activation, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
-                     seed=a.seed)  # fmt: skip
+    return config_from_args(ZooConfig, a)
 
 
 def check_device(device: str) -> str:
@@ -79,8 +73,7 @@ class ProgressBar:
     def __call__(self, step: int, losses) -> None:
         self.bar.update(step - self.last)
         self.last = step
-        finite = np.asarray(losses)[np.isfinite(losses)]
-        self.bar.set_postfix(median_loss=f"{np.median(finite):.2e}" if finite.size else "nan")
+        self.bar.set_postfix(median_loss=f"{finite_median(losses):.2e}")  # NaN prints as "nan"
 
     def close(self):
         self.bar.close()
@@ -207,32 +200,17 @@ def cmd_inspect(a) -> None:
 
 
 def add_cloze_flags(p: argparse.ArgumentParser) -> None:
-    from .config import MASK_UNITS, ClozeConfig
-
-    d = ClozeConfig()
     g = p.add_argument_group("cloze embedder")
-    g.add_argument("--bottleneck", type=int, default=d.bottleneck, help="embedding dimension")
-    g.add_argument("--mask-ratio", type=float, default=d.mask_ratio, help="fraction of line-sections (or samples) hidden")
-    g.add_argument("--mask-unit", choices=MASK_UNITS, default=d.mask_unit, help="hide whole line-sections or single samples")
-    g.add_argument("--n-inputs", type=int, default=d.n_inputs, help="sampled inputs per example in training")
-    g.add_argument("--d-model", type=int, default=d.d_model, help="width of the set encoder and decoder")
-    g.add_argument("--layers", type=int, default=d.n_layers, help="attention blocks in the set encoder")
-    g.add_argument("--embed-steps", type=int, default=d.steps, help="embedder training steps")
-    g.add_argument("--embed-batch", type=int, default=d.models_per_batch, help="models per embedder batch")
-    g.add_argument("--embed-lr", type=float, default=d.lr, help="embedder AdamW learning rate")
-    g.add_argument("--embed-seed", type=int, default=None, help="seed of the embedder (default: --seed)")
+    g.add_argument("--embed-seed", type=int, default=None, metavar="INT", help="seed of the embedder (default: --seed)")
+    add_config_flags(g, ClozeConfig)
     g.add_argument("--from-zoo", default=None, help="reuse the family and zoo of this run folder instead of training")
     g.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads; 1 is the safe choice on a shared 2-core machine (2 threads were "
                         "measured 10x slower there when another process was busy)")  # fmt: skip
 
 
-def cloze_config(a):
-    from .config import ClozeConfig
-
-    return ClozeConfig(bottleneck=a.bottleneck, mask_ratio=a.mask_ratio, mask_unit=a.mask_unit, n_inputs=a.n_inputs,
-                       d_model=a.d_model, n_layers=a.layers, steps=a.embed_steps, models_per_batch=a.embed_batch,
-                       lr=a.embed_lr, seed=a.seed if a.embed_seed is None else a.embed_seed)  # fmt: skip
+def cloze_config(a) -> ClozeConfig:
+    return config_from_args(ClozeConfig, a, seed=a.seed if a.embed_seed is None else a.embed_seed)
 
 
 class StageBars:
@@ -259,19 +237,32 @@ class StageBars:
             self.bar = None
 
 
+def check_threads(n: int) -> None:
+    if n < 1:
+        raise CliError(f"--threads must be >= 1, got {n}")
+
+
 def set_threads(n: int) -> None:
     import torch
 
-    if n < 1:
-        raise CliError(f"--threads must be >= 1, got {n}")
+    check_threads(n)
     torch.set_num_threads(n)
+
+
+def check_out(out: str | None) -> None:
+    """Refuse up front an --out that is a file: it could never become a run folder (save_run checks the rest)."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise CliError(f"--out {out}: exists and is not a run folder; refusing to replace it")
 
 
 def reused_zoo(a):
     """(family, zoo) from --from-zoo, or (None, None) to train them."""
     if a.from_zoo is None:
         return None, None
-    run = load_run(a.from_zoo)
+    try:
+        run = load_run(a.from_zoo)
+    except RunError as e:
+        raise RunError(f"{e} (--from-zoo)") from None
     return run.family, run.zoo
 
 
@@ -292,7 +283,6 @@ def print_report(report: dict) -> None:
 
 def cmd_run(a) -> None:
     from .pipeline import run_pipeline
-
     from .shards import discard_shards, shard_folder
 
     set_threads(a.threads)
@@ -335,6 +325,7 @@ def cmd_sweep(a) -> None:
     from dataclasses import replace
 
     from .pipeline import run_sweep
+    from .shards import discard_shards, shard_folder
 
     ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
     bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")
@@ -343,8 +334,6 @@ def cmd_sweep(a) -> None:
     for r in ratios:  # validate every pair before any training
         for b in bottlenecks:
             replace(base, mask_ratio=r, bottleneck=b)
-    from .shards import discard_shards, shard_folder
-
     keep_in = shard_folder(Path(a.out) / "zoo") if a.out else None  # the sweep's zoo is not saved; its shards are
     family, zoo = reused_zoo(a)
     bars = StageBars()
@@ -400,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_zoo_flags(p)
     add_cloze_flags(p)
     add_executor_flags(p)
-    p.add_argument("--mask-ratios", default="0.25,0.5,0.75", help="comma-separated mask ratios")
-    p.add_argument("--bottlenecks", default="2,4,8", help="comma-separated bottleneck dimensions")
+    p.add_argument("--mask-ratios", default=",".join(map(str, SWEEP_MASK_RATIOS)), help="comma-separated mask ratios")
+    p.add_argument("--bottlenecks", default=",".join(map(str, SWEEP_BOTTLENECKS)),
+                   help="comma-separated bottleneck dimensions")  # fmt: skip
     p.add_argument("--out", default=None, help="folder to write sweep.json into")
     p.set_defaults(fn=cmd_sweep)
 
@@ -420,15 +410,20 @@ def preflight(a) -> None:
 
     if not hasattr(a, "functions"):
         return  # inspect: nothing to build
-    family, zoo = built("family", lambda: family_config(a)), built("zoo", lambda: zoo_config(a))
+    check_out(getattr(a, "out", None))
+    check_device(a.device)
+    family = built(lambda: family_config(a), flags_of(FamilyConfig))  # degree_min/max: --degree
+    zoo = built(lambda: zoo_config(a), flags_of(ZooConfig))
     clozes = []
     if hasattr(a, "bottleneck"):
-        base = built("embedder", lambda: cloze_config(a))
+        check_threads(a.threads)
+        base = built(lambda: cloze_config(a), flags_of(ClozeConfig))
         clozes = [base]
         if hasattr(a, "mask_ratios"):
             ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
             bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")
-            clozes = [built("sweep", lambda: replace(base, mask_ratio=r, bottleneck=b))
+            cell_flags = flags_of(ClozeConfig, mask_ratio="--mask-ratios", bottleneck="--bottlenecks")
+            clozes = [built(lambda r=r, b=b: replace(base, mask_ratio=r, bottleneck=b), cell_flags)
                       for r in ratios for b in bottlenecks]  # fmt: skip
     if getattr(a, "from_zoo", None) is None:
         check_pipeline(family.n_functions, zoo, clozes)

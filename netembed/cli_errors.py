@@ -11,9 +11,7 @@ import argparse
 import os
 import sys
 
-from .config import ConfigError
-from .family import FamilyError
-from .store import RunError
+from .errors import USER_ERRORS
 
 
 class CliError(Exception):
@@ -25,27 +23,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-FLAGS = {  # (config, setting) -> its flag, where the two names differ
-    ("family", "n_functions"): "--functions", ("family", "degree_min"): "--degree", ("family", "degree_max"): "--degree",
-    ("family", "min_derivative_distance"): "--min-distance", ("embedder", "n_layers"): "--layers",
-    ("embedder", "steps"): "--embed-steps", ("embedder", "models_per_batch"): "--embed-batch",
-    ("embedder", "lr"): "--embed-lr", ("embedder", "seed"): "--embed-seed",
-    ("sweep", "bottleneck"): "--bottlenecks", ("sweep", "mask_ratio"): "--mask-ratios",
-}  # fmt: skip
-
-
-def built(section: str, make):
-    """make(), with a ConfigError's message naming the flag to change."""
-    try:
-        return make()
-    except ConfigError as e:
-        setting = str(e).split()[0]
-        if setting.startswith("--"):
-            raise  # the message names the flag already
-        flag = FLAGS.get((section, setting)) or FLAGS.get(("embedder", setting)) or "--" + setting.replace("_", "-")
-        raise type(e)(f"{e} ({flag})") from None
 
 
 def warn_divergence(zoo) -> None:
@@ -60,7 +37,7 @@ def warn_divergence(zoo) -> None:
 
 def exit_status(e: Exception) -> int:
     """Print one line for `e` on stderr and return the exit status (call from an except block)."""
-    if isinstance(e, (ConfigError, FamilyError, RunError, CliError)):
+    if isinstance(e, (*USER_ERRORS, CliError)):
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     if isinstance(e, MemoryError):

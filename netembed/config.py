@@ -19,30 +19,102 @@ MASK_UNITS = ("section", "sample")
 
 
 class ConfigError(ValueError):
-    """A setting outside its allowed range; the message names the setting and the range."""
+    """A setting outside its allowed range; the message names the setting and the range.
+
+    `setting` is the field the message is about (None when it is about no single field), so a
+    face (the command line, the app) can point at its own control for it (a flag, a widget).
+    """
+
+    def __init__(self, message: str, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
+
+
+# ---------------------------------------------------------------- one declaration per setting
+
+
+def setting(default, help: str, *, lo=None, hi=None, open_lo=False, open_hi=False, choices=None, flag=None, cli=True):
+    """A config field with everything the faces need: default, help, allowed range or choices, flag.
+
+    Validation (`check_fields`), the command line's flags (cli_flags.py) and the app's widgets
+    (app/widgets.py) are derived from this, so a new setting is declared here and nowhere else.
+    lo/hi bound a number (open_lo/open_hi exclude the bound; hi=None: no upper bound); choices
+    lists a string's allowed values; flag is the command-line flag where it is not --field-name;
+    cli=False keeps a setting off the command line (it stays settable in JSON and in the app).
+    """
+    kind = type(default)
+    if kind not in (int, float, str):
+        raise TypeError(f"setting() supports int, float and str defaults, got {kind.__name__}")
+    if (kind is str) != (choices is not None) or (kind is not str and lo is None):
+        raise TypeError("a str setting needs choices; a number needs lo (and hi unless unbounded)")
+    meta = {"help": help, "kind": kind, "lo": lo, "hi": hi, "open_lo": open_lo, "open_hi": open_hi, "flag": flag,
+            "cli": cli, "choices": tuple(choices) if choices is not None else None}  # fmt: skip
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def spec(cls, name: str) -> dict:
+    """A field's declaration: its metadata plus name and default."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return {**f.metadata, "name": name, "default": f.default}
+
+
+def specs(cls) -> list[dict]:
+    """Every declared setting of a config, in field order."""
+    return [spec(cls, f.name) for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def help_text(s: dict) -> str:
+    """A declaration's help plus its allowed range, e.g. 'hidden layers; 1..16' (choices are listed by the faces)."""
+    if s["kind"] is str:
+        return s["help"]
+    if s["hi"] is None:
+        allowed = f">{'' if s['open_lo'] else '='} {s['lo']:g}"
+    elif s["kind"] is int:
+        allowed = f"{s['lo']}..{s['hi']}"
+    else:
+        allowed = f"{'(' if s['open_lo'] else '['}{s['lo']:g}, {s['hi']:g}{')' if s['open_hi'] else ']'}"
+    return f"{s['help']}; {allowed}"
+
+
+def check_value(s: dict, value: Any) -> None:
+    """Raise ConfigError unless `value` fits the declaration `s` (from spec())."""
+    name, kind = s["name"], s["kind"]
+    if kind is str:
+        _check_choice(name, value, s["choices"])
+    elif kind is int:
+        _check_int(name, value, s["lo"], s["hi"])
+    else:
+        hi = math.inf if s["hi"] is None else s["hi"]
+        _check_float(name, value, s["lo"], hi, open_lo=s["open_lo"], open_hi=s["open_hi"])
+
+
+def check_fields(config) -> None:
+    """Check every declared field of a config against its declaration, in field order."""
+    for s in specs(type(config)):
+        check_value(s, getattr(config, s["name"]))
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", name)
     if value < lo or (hi is not None and value > hi):
         allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ConfigError(f"{name} must be in {allowed}, got {value}")
+        raise ConfigError(f"{name} must be in {allowed}, got {value}", name)
 
 
 def _check_float(name: str, value: Any, lo: float, hi: float, *, open_lo=False, open_hi=False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", name)
     below = value <= lo if open_lo else value < lo
     above = value >= hi if open_hi else value > hi
     if below or above:
         left, right = "(" if open_lo else "[", ")" if open_hi else "]"
-        raise ConfigError(f"{name} must be in {left}{lo:g}, {hi:g}{right}, got {value:g}")
+        raise ConfigError(f"{name} must be in {left}{lo:g}, {hi:g}{right}, got {value:g}", name)
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
 
 
 def max_family_size(degree_max: int, min_distance: float) -> float:
@@ -73,32 +145,35 @@ def _check_variety(c: "FamilyConfig") -> None:
         raise ConfigError(
             f"n_functions {c.n_functions} is more than degree <= {c.degree_max} polynomials can give with "
             f"min_derivative_distance {c.min_derivative_distance:g} (at most {math.floor(most)}); "
-            "ask for fewer functions, higher degrees or a smaller distance"
+            "ask for fewer functions, higher degrees or a smaller distance",
+            "n_functions",
         )
+
+
+SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class FamilyConfig:
     """K random 1D polynomials on [-1, 1], normalised to the range [-1, 1]."""
 
-    n_functions: int = 10  # K: members of the family
-    degree_min: int = 3  # lowest polynomial degree (1..8)
-    degree_max: int = 4  # highest polynomial degree (degree_min..8)
-    sampling: str = "roots"  # roots: random roots in [-1, 1]; chebyshev: N(0,1) Chebyshev coefficients; monomial: naive N(0,1) power coefficients
-    min_derivative_distance: float = 1.0  # RMS distance between any two members' derivatives on a dense grid
-    seed: int = 0  # seed of the family's random draws
-    max_tries: int = 2000  # resamples allowed before giving up on the variety guarantee
+    n_functions: int = setting(10, "K: number of target polynomials", lo=1, hi=1000, flag="--functions")
+    # the command line sets both degrees with one range flag, --degree 3-4 (cli_flags.py)
+    degree_min: int = setting(3, "lowest polynomial degree", lo=1, hi=8, flag="--degree")
+    degree_max: int = setting(4, "highest polynomial degree (>= degree_min)", lo=1, hi=8, flag="--degree")
+    sampling: str = setting("roots", "how polynomials are drawn: roots: random roots in [-1, 1]; chebyshev: N(0,1) "
+                            "Chebyshev coefficients; monomial: naive N(0,1) power coefficients (members look alike)",
+                            choices=SAMPLINGS)  # fmt: skip
+    min_derivative_distance: float = setting(1.0, "least RMS distance between two members' derivatives on a dense grid",
+                                             lo=0.0, hi=100.0, flag="--min-distance")  # fmt: skip
+    seed: int = setting(0, "seed of the family's random draws", lo=0, hi=SEED_MAX)
+    max_tries: int = setting(2000, "resamples allowed before giving up on the variety guarantee", lo=1, hi=10**6,
+                             cli=False)  # fmt: skip
 
     def __post_init__(self):
-        _check_int("n_functions", self.n_functions, 1, 1000)
-        _check_int("degree_min", self.degree_min, 1, 8)
-        _check_int("degree_max", self.degree_max, 1, 8)
+        check_fields(self)
         if self.degree_max < self.degree_min:
-            raise ConfigError(f"degree_max must be >= degree_min ({self.degree_min}), got {self.degree_max}")
-        _check_choice("sampling", self.sampling, SAMPLINGS)
-        _check_float("min_derivative_distance", self.min_derivative_distance, 0.0, 100.0)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
-        _check_int("max_tries", self.max_tries, 1, 10**6)
+            raise ConfigError(f"degree_max must be >= degree_min ({self.degree_min}), got {self.degree_max}", "degree_max")
         _check_variety(self)
 
 
@@ -106,28 +181,24 @@ class FamilyConfig:
 class ZooConfig:
     """K x M small MLPs 1 -> width^depth -> 1, trained as one vectorised computation."""
 
-    models_per_function: int = 50  # M: seeds per function
-    width: int = 32  # hidden units per layer
-    depth: int = 2  # hidden layers
-    activation: str = "relu"  # relu, leaky_relu, tanh or gelu
-    steps: int = 1000  # optimiser steps (every model takes the same steps); 10x50 default: median fit MSE 8e-5
-    batch_size: int = 256  # inputs per step, drawn fresh and shared by all models
-    lr: float = 1e-2  # Adam learning rate (cosine-decayed to lr / 100)
-    seed: int = 0  # seeds model inits and the input draws
-    train_fraction: float = 0.8  # first fraction of each function's seeds forms the training split
-    fail_mse: float = 1e-2  # fit MSE on the dense grid above which a model is flagged as failed
+    models_per_function: int = setting(50, "M: seeds per function", lo=2, hi=100_000)
+    width: int = setting(32, "hidden units per layer", lo=1, hi=4096)
+    depth: int = setting(2, "hidden layers", lo=1, hi=16)
+    activation: str = setting("relu", "hidden activation; relu and leaky_relu have exact line-sections, tanh and "
+                              "gelu are smooth", choices=ACTIVATIONS)  # fmt: skip
+    # every model takes the same steps; 10x50 default: median fit MSE 8e-5
+    steps: int = setting(1000, "training steps of every model", lo=0, hi=10**7)
+    batch_size: int = setting(256, "fresh inputs per step, shared by all models", lo=1, hi=1_000_000)
+    lr: float = setting(1e-2, "Adam learning rate (cosine-decayed to lr / 100)", lo=0.0, hi=10.0, open_lo=True)
+    # on the command line --seed seeds the family and the zoo alike (one flag, shared)
+    seed: int = setting(0, "seed of the model inits and the input draws", lo=0, hi=SEED_MAX)
+    train_fraction: float = setting(0.8, "first fraction of each function's seeds that forms the training split",
+                                    lo=0.0, hi=1.0, open_lo=True, open_hi=True, cli=False)  # fmt: skip
+    fail_mse: float = setting(1e-2, "fit MSE on the dense grid above which a model is flagged as failed",
+                              lo=0.0, hi=1e6, open_lo=True, cli=False)  # fmt: skip
 
     def __post_init__(self):
-        _check_int("models_per_function", self.models_per_function, 2, 100_000)
-        _check_int("width", self.width, 1, 4096)
-        _check_int("depth", self.depth, 1, 16)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_int("steps", self.steps, 0, 10**7)
-        _check_int("batch_size", self.batch_size, 1, 1_000_000)
-        _check_float("lr", self.lr, 0.0, 10.0, open_lo=True)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
-        _check_float("train_fraction", self.train_fraction, 0.0, 1.0, open_lo=True, open_hi=True)
-        _check_float("fail_mse", self.fail_mse, 0.0, 1e6, open_lo=True)
+        check_fields(self)
 
     @property
     def n_train_seeds(self) -> int:
@@ -143,32 +214,36 @@ class ZooConfig:
 class ClozeConfig:
     """The cloze embedder: predict masked input-gradients from all inputs and the visible gradients."""
 
-    bottleneck: int = 4  # embedding dimension
-    mask_ratio: float = 0.25  # fraction of line-sections (or samples) hidden per example (best in the 10x50 sweep)
-    mask_unit: str = "section"  # section: hide whole line-sections; sample: hide single samples
-    n_inputs: int = 64  # sampled inputs x per example during training
-    d_model: int = 64  # width of the set encoder and decoder
-    n_heads: int = 4  # attention heads in the set encoder
-    n_layers: int = 1  # attention blocks in the set encoder (1 reached 100% held-out on 10x50; 2 costs 1.7x)
-    steps: int = 600  # optimiser steps
-    models_per_batch: int = 48  # models per training batch (48 was steadier across seeds than 32)
-    lr: float = 3e-3  # AdamW learning rate (warm-up, then cosine-decayed)
-    seed: int = 0  # seeds init, input draws and masks
+    bottleneck: int = setting(4, "embedding dimension (<= d_model)", lo=1, hi=4096)
+    # 0.25 was best in the 10x50 sweep
+    mask_ratio: float = setting(0.25, "fraction of line-sections (or samples) hidden per example",
+                                lo=0.0, hi=1.0, open_lo=True, open_hi=True)  # fmt: skip
+    mask_unit: str = setting("section", "section: hide whole line-sections; sample: hide single samples",
+                             choices=MASK_UNITS)  # fmt: skip
+    n_inputs: int = setting(64, "sampled inputs x per example in training", lo=2, hi=100_000)
+    d_model: int = setting(64, "width of the set encoder and decoder", lo=4, hi=4096)
+    n_heads: int = setting(4, "attention heads in the set encoder (divides d_model)", lo=1, hi=64, cli=False)
+    # 1 reached 100% held-out on 10x50; 2 costs 1.7x
+    n_layers: int = setting(1, "attention blocks in the set encoder", lo=0, hi=32, flag="--layers")
+    steps: int = setting(600, "embedder training steps", lo=0, hi=10**7, flag="--embed-steps")
+    # 48 was steadier across seeds than 32
+    models_per_batch: int = setting(48, "models per embedder training batch", lo=1, hi=100_000, flag="--embed-batch")
+    lr: float = setting(3e-3, "embedder AdamW learning rate (warm-up, then cosine-decayed)", lo=0.0, hi=10.0,
+                        open_lo=True, flag="--embed-lr")  # fmt: skip
+    seed: int = setting(0, "seed of the embedder's init, input draws and masks", lo=0, hi=SEED_MAX,
+                        flag="--embed-seed")  # fmt: skip
 
     def __post_init__(self):
-        _check_int("d_model", self.d_model, 4, 4096)
-        _check_int("bottleneck", self.bottleneck, 1, self.d_model)
-        _check_float("mask_ratio", self.mask_ratio, 0.0, 1.0, open_lo=True, open_hi=True)
-        _check_choice("mask_unit", self.mask_unit, MASK_UNITS)
-        _check_int("n_inputs", self.n_inputs, 2, 100_000)
-        _check_int("n_heads", self.n_heads, 1, 64)
+        check_fields(self)
+        if self.bottleneck > self.d_model:
+            raise ConfigError(f"bottleneck must be in 1..{self.d_model}, got {self.bottleneck}", "bottleneck")
         if self.d_model % self.n_heads:
-            raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
-        _check_int("n_layers", self.n_layers, 0, 32)
-        _check_int("steps", self.steps, 0, 10**7)
-        _check_int("models_per_batch", self.models_per_batch, 1, 100_000)
-        _check_float("lr", self.lr, 0.0, 10.0, open_lo=True)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
+            raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})", "d_model")
+
+
+# The sweep's default grid, shared by `python -m netembed sweep` and the app's Sweep page
+SWEEP_MASK_RATIOS = (0.25, 0.5, 0.75)
+SWEEP_BOTTLENECKS = (2, 4, 8)
 
 
 def parse_range(text: str) -> tuple[int, int]:

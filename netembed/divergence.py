@@ -41,6 +41,13 @@ def finite_models(zoo: Zoo) -> np.ndarray:
     return finite
 
 
+def finite_median(values) -> float:
+    """Median of the finite values (a diverged model's NaN/Inf loss must not hide the others'); NaN if none."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
 def divergence_note(zoo: Zoo) -> str | None:
     """One line for the user when some models diverged, else None."""
     bad = int(diverged(zoo).sum())
@@ -63,9 +70,10 @@ def check_not_all_diverged(zoo: Zoo) -> None:
 def zoo_report(zoo: Zoo) -> dict:
     """The zoo's health in numbers (report.json's "zoo"): fit errors, failed and diverged models, time."""
     finite = zoo.fit_mse[np.isfinite(zoo.fit_mse)]
+    median = finite_median(zoo.fit_mse)
     return {
         "n_models": int(zoo.n_models),
-        "fit_mse_median": float(np.median(finite)) if finite.size else None,
+        "fit_mse_median": median if np.isfinite(median) else None,
         "fit_mse_worst": float(finite.max()) if finite.size else None,
         "n_failed": int(zoo.failed.sum()),
         "n_diverged": int(diverged(zoo).sum()),

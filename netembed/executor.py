@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 RAY_MISSING = "--executor ray needs Ray, which is not installed: pip install -r requirements-ray.txt"
 OBJECT_STORE_BYTES = 512 * 1024**2  # a local cluster's shared memory; a 10k-model shard is ~50 MB

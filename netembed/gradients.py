@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import PIECEWISE_LINEAR
 from .zoo import Zoo
 
 LEAKY_SLOPE = 0.01  # torch.nn.functional.leaky_relu's default negative slope
@@ -93,7 +92,7 @@ def _affine_at(layers, activation, mid: torch.Tensor, n_layers: int):
 def line_sections(zoo: Zoo, eps: float = 1e-9) -> LineSections:
     """The exact line-sections of every model on [-1, 1], computed in float64 from the weights."""
     act = zoo.config.activation
-    if act not in PIECEWISE_LINEAR:
+    if not zoo.config.piecewise_linear:
         raise NoExactSections(
             f"activation '{act}' is smooth: its models have no line-sections; use sampled gradients instead"
         )

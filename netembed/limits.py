@@ -133,7 +133,7 @@ def estimate_zoo(n_functions: int, config: ZooConfig, device: str = "cpu") -> Es
 
 
 def estimate_cloze(n_models: int, config: ClozeConfig) -> Estimate:
-    from .cloze import N_FREQS  # Fourier features of x in each token
+    from .cloze_model import N_FREQS  # Fourier features of x in each token
 
     d, L, h = config.d_model, config.n_layers, config.n_heads
     b, t = min(config.models_per_batch, n_models), config.n_inputs + 1  # tokens: inputs + a class token

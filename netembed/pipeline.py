@@ -1,6 +1,6 @@
 """The whole study as one function: family -> zoo -> embedder -> probes -> baselines -> projections.
 
-`run_pipeline` returns a `store.Run`; `save_run` writes it as a run folder. Where a
+`run_pipeline` returns a `run_schema.Run`; `save_run` writes it as a run folder. Where a
 loaded run keeps what the app draws (no retraining needed):
     run.embedder.embeddings_          (n_models, bottleneck) embeddings of every model, stored
                                       in embedder.safetensors ("embeddings"); see `embeddings(run)`
@@ -15,7 +15,9 @@ The report (also written alone as report.json by the command line) holds: config
 projections and seconds per stage. Non-finite numbers are stored as null (JSON has no NaN).
 
 Progress: `progress(stage, fraction, info)` with stage one of STAGES, fraction the
-stage's own progress in [0, 1] and info a small dict (step, loss, r2, overall...).
+stage's own progress in [0, 1] and info a small dict (step, loss, r2...) that always holds
+"overall": the share in [0, 1] of this call's whole work done, by the stages' typical cost
+(WEIGHTS) over the stages it computes (a family or zoo passed in costs nothing).
 Returning False from it during the "zoo" or "embedder" stage stops that training early,
 keeping what was learned (as train_zoo and train_embedder do); raise to abort everything.
 """
@@ -23,77 +25,58 @@ keeping what was learned (as train_zoo and train_embedder do); raise to abort ev
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 
-from .baselines import baseline_features, flat_weights, permute_and_rescale, supervised_probe
-from .cloze import embed, train_embedder
+from .baselines import baseline_features, supervised_probe
+from .cloze_training import train_embedder
 from .config import ClozeConfig, FamilyConfig, ZooConfig, to_dict
-from .divergence import check_not_all_diverged, zoo_report
+from .divergence import check_not_all_diverged, finite_median, zoo_report
+from .embedding import EMBED_SEED, embed
 from .family import Family, make_family
-from .gradients import input_gradients
+from .invariance import invariance_check
 from .probes import probe_all
 from .projection import project
-from .store import Run, json_safe
+from .run_schema import Run, json_safe
 from .zoo import Zoo, train_zoo
 
 STAGES = ("family", "zoo", "embedder", "probes", "baselines", "projections")
 WEIGHTS = {"family": 0.01, "zoo": 0.49, "embedder": 0.35, "probes": 0.03, "baselines": 0.04, "projections": 0.08}
-EMBED_SEED = 12345  # input draw used to embed every model (independent of the training draws)
 PipelineProgress = Callable[[str, float, dict], "bool | None"]
 
 
-def _overall(stage: str, fraction: float) -> float:
-    done = sum(WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
-    return min(1.0, done + WEIGHTS[stage] * fraction)
+def stage_teller(progress: PipelineProgress | None, skipped: tuple[str, ...] = ()) -> Callable[..., "bool | None"]:
+    """tell(stage, fraction, **info) -> progress(stage, fraction, {**info, "overall": share of the work done}).
+
+    The skipped stages (given, not computed) weigh nothing, so "overall" runs from 0 to 1 over this call's own work.
+    """
+    weights = {s: 0.0 if s in skipped else WEIGHTS[s] for s in STAGES}
+    total = sum(weights.values())
+
+    def tell(stage: str, fraction: float, **info):
+        if progress is None:
+            return None
+        done = sum(weights[s] for s in STAGES[: STAGES.index(stage)]) + weights[stage] * fraction
+        return progress(stage, float(fraction), {**info, "overall": min(1.0, done / total)})
+
+    return tell
 
 
-def _tell(progress, stage, fraction, **info):
-    if progress is None:
-        return None
-    return progress(stage, float(fraction), {**info, "overall": _overall(stage, fraction)})
-
-
-INVARIANCE_MODELS = 50  # models checked for invariance (spread over the zoo); enough to see a leak
-
-
-def invariance_check(zoo: Zoo, embedder, seed: int = 0) -> dict:
-    """Permute and positively rescale hidden neurons: the function must not move, the weights must."""
-    zoo = zoo.select(np.unique(np.linspace(0, zoo.n_models - 1, INVARIANCE_MODELS).round().astype(int)))
-    other = permute_and_rescale(zoo, np.random.default_rng(seed))
-    x = np.linspace(-1, 1, 257)
-    grad_scale = float(np.abs(input_gradients(zoo, x)).max())
-    out = {
-        "output_max_change": float(np.abs(other(x) - zoo(x)).max()),
-        "gradient_max_change_relative": float(np.abs(input_gradients(other, x) - input_gradients(zoo, x)).max())
-        / max(grad_scale, 1e-12),
-        "weights_relative_change": _relative_change(flat_weights(zoo), flat_weights(other)),
-    }
-    if embedder is not None:
-        a, b = embed(embedder, zoo, seed=EMBED_SEED), embed(embedder, other, seed=EMBED_SEED)
-        spread = float(np.linalg.norm(a - a.mean(0), axis=1).mean())  # typical distance of a model from the centre
-        out["embedding_max_change_relative"] = float(np.linalg.norm(a - b, axis=1).max()) / max(spread, 1e-12)
-    return out
-
-
-def _relative_change(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12))
-
-
-def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_state=0, progress=None) -> dict:
-    """The probes on the cloze embedding and on every baseline description."""
+def probe_descriptions(zoo: Zoo, family: Family, embeddings: np.ndarray, random_state=0, tell=None) -> dict:
+    """The probes on the cloze embedding and on every baseline description; `tell` from stage_teller."""
+    tell = tell or stage_teller(None)
     coeffs = family.coefficients[zoo.task_ids]
     labels, split = zoo.task_ids, zoo.is_train
     probes = {"cloze": probe_all(embeddings, labels, split, random_state, coefficients=coeffs)}
-    _tell(progress, "probes", 1.0)
+    tell("probes", 1.0)
     features = baseline_features(zoo, family, pca_dim=embeddings.shape[1])
     for i, (name, f) in enumerate(features.items()):
         probes[name] = probe_all(f, labels, split, random_state, coefficients=coeffs)
-        _tell(progress, "baselines", (i + 1) / (len(features) + 1), description=name)
+        tell("baselines", (i + 1) / (len(features) + 1), description=name)
     probes["supervised"] = supervised_probe(zoo, family, random_state, coefficients=coeffs)
-    _tell(progress, "baselines", 1.0, description="supervised")
+    tell("baselines", 1.0, description="supervised")
     return probes
 
 
@@ -109,38 +92,38 @@ def run_pipeline(
 ) -> Run:
     """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win)."""
     seconds = {}
+    given = {"family": family, "zoo": zoo}
+    tell = stage_teller(progress, skipped=tuple(stage for stage, value in given.items() if value is not None))
     t = time.perf_counter()
     if family is None:
         family = make_family(family_config)
     seconds["family"] = time.perf_counter() - t
-    _tell(progress, "family", 1.0)
+    tell("family", 1.0)
 
     t = time.perf_counter()
     if zoo is None:
         steps = zoo_config.steps
 
         def zoo_progress(step, losses):
-            finite = np.asarray(losses)[np.isfinite(losses)]
-            loss = float(np.median(finite)) if finite.size else float("nan")
-            return _tell(progress, "zoo", step / max(1, steps), step=step, loss=loss)
+            return tell("zoo", step / max(1, steps), step=step, loss=finite_median(losses))
 
         zoo = train_zoo(family, zoo_config, progress=zoo_progress, device=device).to("cpu")
     check_not_all_diverged(zoo)  # an all-diverged zoo is the learning rate's fault, not a result
     seconds["zoo"] = time.perf_counter() - t
-    _tell(progress, "zoo", 1.0)
+    tell("zoo", 1.0)
 
     t = time.perf_counter()
     e_steps = cloze_config.steps
 
     def embedder_progress(step, loss, r2):
-        return _tell(progress, "embedder", step / max(1, e_steps), step=step, loss=loss, r2=r2)
+        return tell("embedder", step / max(1, e_steps), step=step, loss=loss, r2=r2)
 
     embedder = train_embedder(zoo, cloze_config, progress=embedder_progress, device=device).to("cpu")
     embedder.embeddings_ = embed(embedder, zoo, seed=EMBED_SEED)
     seconds["embedder"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, progress=progress)
+    probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, tell=tell)
     invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
     seconds["probes_and_baselines"] = time.perf_counter() - t
 
@@ -148,8 +131,8 @@ def run_pipeline(
     coords = {}
     for i, method in enumerate(projections):
         coords[method] = project(embedder.embeddings_, method, random_state=cloze_config.seed)
-        _tell(progress, "projections", (i + 1) / len(projections), method=method)
-    _tell(progress, "projections", 1.0)
+        tell("projections", (i + 1) / len(projections), method=method)
+    tell("projections", 1.0)
     seconds["projections"] = time.perf_counter() - t
     seconds["total"] = sum(seconds.values())
 

@@ -218,13 +218,6 @@ def embeddings_frame(features: np.ndarray, zoo: Zoo) -> pd.DataFrame:
     return pd.concat([zoo_frame(zoo), dims], axis=1)
 
 
-def nearest_models(features: np.ndarray, i: int, n: int = 5) -> np.ndarray:
-    """The n models closest to model i in embedding space (Euclidean), nearest first, i excluded."""
-    d = np.linalg.norm(np.asarray(features) - np.asarray(features)[i], axis=1)
-    d[i] = np.inf
-    return np.argsort(d, kind="stable")[:n]
-
-
 PROBE_COLUMNS = {"linear_accuracy": "linear probe", "knn_accuracy": "kNN", "kmeans_ari": "k-means ARI", "nmi": "NMI",
                  "coefficient_r2": "coefficient R²"}  # fmt: skip
 

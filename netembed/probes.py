@@ -94,3 +94,10 @@ def probe_all(features, labels, is_train, random_state=0, coefficients=None) -> 
     if coefficients is not None:
         out["coefficient_r2"] = coefficient_r2(features, coefficients, is_train)
     return out
+
+
+def nearest_models(features: np.ndarray, i: int, n: int = 5) -> np.ndarray:
+    """The n models closest to model i in embedding space (Euclidean), nearest first, i excluded."""
+    d = np.linalg.norm(np.asarray(features) - np.asarray(features)[i], axis=1)
+    d[i] = np.inf
+    return np.argsort(d, kind="stable")[:n]

@@ -40,8 +40,8 @@ def project(features, method: str = "pca", random_state: int = 0) -> np.ndarray:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     f = _as_2d_input(features)
     n = len(f)
-    if n < 3:
-        return np.pad(f[:, :2] - f[:, :2].mean(0), ((0, 0), (0, 0)))
+    if n < 3:  # too few points to fit a projection: the first two features, centred
+        return f[:, :2] - f[:, :2].mean(0)
     if method == "pca":
         return PCA(n_components=2, random_state=random_state).fit_transform(f)
     umap = _import_umap()

@@ -21,8 +21,8 @@ a run folder holds only run files (store.py refuses to replace a folder with any
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,7 +32,8 @@ from .family import Family
 from .store import Run, RunError, load_run, save_run
 from .zoo import PER_MODEL, Zoo, train_zoo
 
-ShardProgress = Callable[[int, int, dict], None]  # (shards done, shards in all, {"model_steps", "model_steps_total", "loaded"})
+# progress(shards done, shards in all, {"model_steps": done, "model_steps_total": all, "loaded": shards from disk})
+ShardProgress = Callable[[int, int, dict], None]
 
 
 def plan_shards(n_functions: int, config: ZooConfig, n_shards: int, by: str = "function") -> list[dict]:

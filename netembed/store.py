@@ -1,5 +1,8 @@
 """Run folders on disk: configs and metadata as JSON, tensors as safetensors. Never pickle.
 
+What the files hold (tensors <-> Zoo, JSON <-> Family) is run_schema.py's; this module
+names, writes, checksums and reads them.
+
 A run folder holds:
     meta.json             format version, what the run holds, and a SHA-256 of every other file
     family.json           FamilyConfig and the exact coefficients
@@ -23,21 +26,17 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from . import atomic
-from .config import ConfigError, FamilyConfig, ZooConfig, from_dict, to_dict
-from .family import Family
+from .config import ConfigError
 from .limits import max_run_file_bytes
-from .zoo import Zoo
+from .run_schema import Run, RunError, family_from_meta, family_meta, json_safe, zoo_from_tensors, zoo_tensors
 
 FORMAT_VERSION = 1
 ALLOWED_FILES = {
@@ -45,19 +44,6 @@ ALLOWED_FILES = {
     "embedder.json", "embedder.safetensors", "report.json",
 }  # fmt: skip
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class RunError(ValueError):
-    """A run folder that is missing, corrupted, hand-edited or otherwise not loadable."""
-
-
-@dataclass
-class Run:
-    family: Family
-    zoo: Zoo
-    embedder: Any = None  # cloze.Embedder, with .to_state() -> (tensors, meta) and Embedder.from_state
-    report: dict | None = None
-    meta: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- names
@@ -107,111 +93,11 @@ def _store_errors(name: str):
         raise RunError(f"{name}: {e.strerror or e} ({e.filename or name})") from None
 
 
-# ---------------------------------------------------------------- tensors <-> objects
-
-
-def zoo_tensors(zoo: Zoo) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors = {}
-    for i, (w, b) in enumerate(zoo.layers):
-        tensors[f"layers.{i}.w"] = w.detach().cpu().contiguous()
-        tensors[f"layers.{i}.b"] = b.detach().cpu().contiguous()
-    for name in ("task_ids", "replicates", "seeds", "log_steps"):
-        tensors[name] = torch.as_tensor(np.ascontiguousarray(getattr(zoo, name), dtype=np.int64))
-    tensors["loss_curves"] = torch.as_tensor(np.ascontiguousarray(zoo.loss_curves, dtype=np.float32))
-    tensors["fit_mse"] = torch.as_tensor(np.ascontiguousarray(zoo.fit_mse, dtype=np.float64))
-    tensors["failed"] = torch.as_tensor(zoo.failed.astype(np.uint8))
-    meta = {"config": to_dict(zoo.config), "seconds": zoo.seconds, "steps_done": zoo.steps_done}
-    return tensors, meta
-
-
-ZOO_ARRAYS = {  # name -> (dtype, per model?) of zoo.safetensors' non-layer tensors
-    "task_ids": (torch.int64, True), "replicates": (torch.int64, True), "seeds": (torch.int64, True),
-    "fit_mse": (torch.float64, True), "failed": (torch.uint8, True),
-    "log_steps": (torch.int64, False), "loss_curves": (torch.float32, True),
-}  # fmt: skip
-
-
-def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
-    """Rebuild a Zoo, checking every tensor's name, dtype, shape and range against zoo.json's config."""
-    config = from_dict(ZooConfig, meta.get("config"))
-    n_layers = config.depth + 1
-    expected = set(ZOO_ARRAYS) | {f"layers.{i}.{p}" for i in range(n_layers) for p in "wb"}
-    if set(tensors) != expected:
-        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        raise RunError(f"zoo.safetensors: tensors do not match zoo.json's config (missing {missing}, unexpected {extra})")
-    n = tensors["task_ids"].shape[0] if tensors["task_ids"].dim() == 1 else -1
-    if n < 1:
-        raise RunError("zoo.safetensors: 'task_ids' must be a non-empty vector")
-    for name, (dtype, per_model) in ZOO_ARRAYS.items():
-        t = tensors[name]
-        if t.dtype != dtype or (per_model and t.shape[0] != n) or t.dim() != (2 if name == "loss_curves" else 1):
-            raise RunError(f"zoo.safetensors: '{name}' is {t.dtype} {tuple(t.shape)}, expected {dtype} with {n} rows")
-    if tensors["loss_curves"].shape[1] != tensors["log_steps"].shape[0]:
-        raise RunError("zoo.safetensors: 'loss_curves' columns do not match 'log_steps'")
-    if not ((tensors["replicates"] >= 0) & (tensors["replicates"] < config.models_per_function)).all():
-        raise RunError("zoo.safetensors: 'replicates' outside 0..models_per_function-1")
-    if (tensors["task_ids"] < 0).any() or tensors["failed"].max() > 1:
-        raise RunError("zoo.safetensors: negative 'task_ids' or a 'failed' flag other than 0/1")
-    layers = [(tensors[f"layers.{i}.w"], tensors[f"layers.{i}.b"]) for i in range(n_layers)]
-    sizes = [1] + [config.width] * config.depth + [1]
-    for i, ((w, b), fi, fo) in enumerate(zip(layers, sizes[:-1], sizes[1:])):
-        if tuple(w.shape) != (n, fi, fo) or tuple(b.shape) != (n, 1, fo):
-            raise RunError(f"zoo.safetensors: layer {i} has shapes {tuple(w.shape)}, {tuple(b.shape)}; "
-                           f"zoo.json's config needs {(n, fi, fo)}, {(n, 1, fo)}")
-        if w.dtype not in (torch.float32, torch.float64) or b.dtype != w.dtype or w.dtype != layers[0][0].dtype:
-            raise RunError(f"zoo.safetensors: layer {i} has dtypes {w.dtype}, {b.dtype}; expected float32 or float64")
-    arrays = {k: tensors[k].numpy() for k in ("task_ids", "replicates", "seeds", "log_steps", "loss_curves", "fit_mse")}
-    seconds, steps_done = meta.get("seconds"), meta.get("steps_done")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not np.isfinite(seconds):
-        raise RunError(f"zoo.json: 'seconds' must be a finite number, got {seconds!r}")
-    if isinstance(steps_done, bool) or not isinstance(steps_done, int) or not 0 <= steps_done <= config.steps:
-        raise RunError(f"zoo.json: 'steps_done' must be a whole number in 0..{config.steps}, got {steps_done!r}")
-    return Zoo(config=config, layers=layers, failed=tensors["failed"].numpy().astype(bool),
-               seconds=float(seconds), steps_done=steps_done, **arrays)  # fmt: skip
-
-
-def family_meta(family: Family) -> dict:
-    return {"config": to_dict(family.config), "coefficients": family.coefficients.tolist(),
-            "degrees": family.degrees.tolist()}  # fmt: skip
-
-
-def family_from_meta(meta: dict) -> Family:
-    config = from_dict(FamilyConfig, meta.get("config"))
-    try:
-        coefficients = np.asarray(meta["coefficients"], dtype=np.float64)
-        degrees = np.asarray(meta["degrees"], dtype=np.int64)
-    except (ValueError, TypeError, OverflowError):
-        raise RunError("family.json: 'coefficients' and 'degrees' must be arrays of numbers") from None
-    if coefficients.shape != (config.n_functions, config.degree_max + 1) or degrees.shape != (config.n_functions,):
-        raise RunError(f"family.json: coefficients {coefficients.shape} do not match its config")
-    if not np.isfinite(coefficients).all():
-        raise RunError("family.json: coefficients hold NaN or Inf")
-    if ((degrees < config.degree_min) | (degrees > config.degree_max)).any():
-        raise RunError(f"family.json: 'degrees' outside {config.degree_min}..{config.degree_max}")
-    return Family(config=config, coefficients=coefficients, degrees=degrees)
-
-
 # ---------------------------------------------------------------- save
 
 
 def _json_bytes(obj) -> bytes:
     return json.dumps(json_safe(obj), indent=1, allow_nan=False).encode()
-
-
-def json_safe(obj):
-    """Numpy values become plain ones and NaN/Inf become null: strict JSON has no such numbers, and
-    one NaN metric must not block a save."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
 
 
 def run_files(run: Run) -> dict[str, bytes]:
@@ -370,7 +256,7 @@ def run_from_files(files: dict[str, bytes]) -> Run:
     embedder = None
     if "embedder.json" in checksums or "embedder.safetensors" in checksums:
         with _file_errors("embedder.safetensors / embedder.json"):
-            from .cloze import Embedder  # lazily: a zoo-only run never needs the embedder code
+            from .cloze_model import Embedder  # lazily: a zoo-only run never needs the embedder code
 
             embedder = Embedder.from_state(
                 _read_tensors(files, "embedder.safetensors", checksums["embedder.safetensors"]),

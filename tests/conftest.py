@@ -1,6 +1,7 @@
 """Shared tiny fixtures: small configs so the whole suite stays fast."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,17 @@ def tiny_family():
 @pytest.fixture(scope="session")
 def tiny_zoo(tiny_family):
     return train_zoo(tiny_family, ZooConfig(models_per_function=4, width=16, steps=300, batch_size=128, seed=1))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def child_env():
+    """The environment for a `python -m netembed` / `python -c` child: the repository (found from this file, not
+    from the working directory) first on its import path, as pyproject's `pythonpath` does for the tests."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
 
 
 @pytest.fixture

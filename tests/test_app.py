@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from netembed.zoo import fit_errors
+
 from app_session import MAIN, PAGES, TIMEOUT, fresh, visit
 from random_zoo import with_nan_model
-
-from netembed.zoo import fit_errors
 
 pytestmark = pytest.mark.usefixtures("private_runs_folder")
 

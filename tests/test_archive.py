@@ -7,10 +7,11 @@ import zipfile
 
 import numpy as np
 import pytest
-from random_zoo import random_run_parts
 
 from netembed.archive import load_run_archive, run_archive
 from netembed.store import Run, RunError, save_run
+
+from random_zoo import random_run_parts
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,15 @@ from netembed.baselines import (
     baseline_features,
     flat_weights,
     grid,
-    permute_and_rescale,
     supervised_probe,
     weight_stats,
 )
-from netembed.cloze import embed, train_embedder
+from netembed.cloze_training import train_embedder
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
+from netembed.embedding import embed
 from netembed.family import make_family
 from netembed.gradients import input_gradients, line_sections
+from netembed.invariance import permute_and_rescale
 from netembed.zoo import train_zoo
 
 

@@ -1,14 +1,14 @@
 """Each bad input on the command line: a non-zero exit, one line naming the setting, nothing written."""
 
-import os
 import subprocess
 import sys
 
 import pytest
-from random_zoo import random_run_parts
 
 from netembed.cli import main
 from netembed.store import Run, save_run
+
+from random_zoo import random_run_parts
 
 TINY = ["--functions", "2", "--models-per-function", "2", "--width", "8", "--steps", "60", "--batch-size", "32"]
 
@@ -154,11 +154,10 @@ def test_a_good_command_still_works_and_exits_zero(cli, tmp_path):
     assert (tmp_path / "out" / "meta.json").is_file()
 
 
-def test_the_real_command_line_prints_no_traceback(tmp_path):
+def test_the_real_command_line_prints_no_traceback(tmp_path, child_env):
     """Through `python -m netembed`, as a user runs it: exit status and stderr as seen from outside."""
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     p = subprocess.run([sys.executable, "-m", "netembed", "zoo", "--functions", "0", "--out", "x"],
-                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+                       capture_output=True, text=True, env=child_env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == ["error: n_functions must be in 1..1000, got 0 (--functions)"]
     assert list(tmp_path.iterdir()) == []

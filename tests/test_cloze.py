@@ -2,16 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from netembed.cloze import (
-    Embedder,
-    GradientSource,
-    cloze_examples,
-    draw_inputs,
-    embed,
-    make_mask,
-    train_embedder,
-)
+from netembed.cloze_model import Embedder
+from netembed.cloze_task import GradientSource, draw_inputs, make_mask
+from netembed.cloze_training import train_embedder
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
+from netembed.embedding import cloze_examples, embed
 from netembed.family import make_family
 from netembed.gradients import input_gradients, line_sections
 from netembed.store import Run, load_run, save_run

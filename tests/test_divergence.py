@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 import torch
-from random_zoo import random_run_parts, random_zoo, with_nan_model
 
 import netembed.zoo as zoo_module
-from netembed.cloze import embed, train_embedder
+from netembed.cloze_training import train_embedder
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
 from netembed.divergence import DivergenceError, check_not_all_diverged, diverged, divergence_note
+from netembed.embedding import embed
 from netembed.family import make_family
 from netembed.gradients import input_gradients, line_sections
 from netembed.zoo import Zoo, fit_errors, train_zoo
+
+from random_zoo import random_run_parts, random_zoo, with_nan_model
 
 BAD = 3  # the model that goes NaN
 

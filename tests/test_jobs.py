@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from netembed.config import ConfigError, ZooConfig
+from app.jobs import Job, embedder_job, zoo_job
+from netembed.config import ClozeConfig, ConfigError, ZooConfig
 from netembed.divergence import DivergenceError
-from netembed.jobs import Job, zoo_job
 
 
 def test_zoo_job_reports_progress_and_keeps_the_zoo(tiny_family):
@@ -28,7 +28,7 @@ def test_cancel_keeps_what_was_done(tiny_family):
     assert job.result.loss_curves.shape[1] == len(job.reports)
 
 
-def test_errors_become_messages():
+def test_errors_become_messages(caplog):
     def bad_setting(report):
         raise ConfigError("width must be in 1..4096, got 0")
 
@@ -41,5 +41,22 @@ def test_errors_become_messages():
     a, b, c = Job("a", 1, bad_setting).start(), Job("b", 1, bug).start(), Job("c", 1, diverged).start()
     assert a.wait(10) and b.wait(10) and c.wait(10)
     assert a.state == "failed" and a.error == "width must be in 1..4096, got 0" and a.result is None
-    assert b.error == "KeyError: 'x'" and "Traceback" in b.detail
+    assert b.error == "KeyError: 'x'"
+    logged = [r for r in caplog.records if r.name == "app.jobs"]  # only the bug's traceback reaches the log
+    assert len(logged) == 1 and logged[0].exc_info[0] is KeyError and "job b failed" in logged[0].getMessage()
     assert c.error == "lr 10 made training diverge"
+
+
+def test_embedder_job_progress_counts_only_its_own_work(tiny_family, tiny_zoo):
+    """The pipeline's "overall" share, with the given family and zoo weighing nothing: 0 at the start, then up to 1."""
+    config = ClozeConfig(steps=20, d_model=16, n_heads=2, n_inputs=24, models_per_batch=8)
+    fractions = []
+
+    def report(step, fraction=None, stage=None, **values):
+        fractions.append(fraction)
+        return True
+
+    run = embedder_job(tiny_family, tiny_zoo, config).work(report)  # the job's work, on this thread
+    assert run.embedder.steps_done_ == 20
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert 0.0 < fractions[len(fractions) // 2] < 1.0

@@ -9,8 +9,17 @@ from dataclasses import replace
 import pytest
 
 from netembed.config import ClozeConfig, ConfigError, ZooConfig
-from netembed.limits import (TORCH_WORKSPACE, Limits, ResourceError, check, check_pipeline, check_zoo, estimate_cloze,
-                             estimate_zoo, mlp_params)  # fmt: skip
+from netembed.limits import (
+    TORCH_WORKSPACE,
+    Limits,
+    ResourceError,
+    check,
+    check_pipeline,
+    check_zoo,
+    estimate_cloze,
+    estimate_zoo,
+    mlp_params,
+)
 
 ROOMY = Limits(max_memory_bytes=2**40, max_seconds=1e9, gflops=10.0, max_run_file_bytes=2**30)
 

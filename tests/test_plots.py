@@ -78,13 +78,6 @@ def test_embedding_figure_has_each_model_once_with_its_id(tiny_zoo):
     assert fig.data[-1].name == "chosen" and fig.data[-1].x[0] == points[3, 0]
 
 
-def test_nearest_models_matches_brute_force():
-    f = np.random.default_rng(1).standard_normal((30, 4))
-    got = plots.nearest_models(f, 7, n=5)
-    d = [(np.linalg.norm(f[j] - f[7]), j) for j in range(30) if j != 7]
-    assert list(got) == [j for _, j in sorted(d)[:5]]
-
-
 def test_probe_frame_confusion_and_sweep():
     probes = {"embedder": {"linear_accuracy": 0.9, "knn_accuracy": 0.8, "kmeans_ari": 0.5, "nmi": 0.6},
               "raw gradients": {"linear_accuracy": 1.0, "knn_accuracy": 1.0, "nmi": 0.9}}

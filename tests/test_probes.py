@@ -4,7 +4,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
-from netembed.probes import probe_all
+from netembed.probes import nearest_models, probe_all
 
 
 def blobs(k=4, m=10, d=3, spread=0.05, seed=0):
@@ -58,3 +58,10 @@ def test_non_finite_features_do_not_crash_and_split_is_required():
     assert probe_all(f, y, tr)["linear_accuracy"] > 0.9
     with pytest.raises(ValueError, match="both sides"):
         probe_all(f, y, np.ones(len(y), bool))
+
+
+def test_nearest_models_matches_brute_force():
+    f = np.random.default_rng(1).standard_normal((30, 4))
+    got = nearest_models(f, 7, n=5)
+    d = [(np.linalg.norm(f[j] - f[7]), j) for j in range(30) if j != 7]
+    assert list(got) == [j for _, j in sorted(d)[:5]]

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from random_zoo import random_zoo
 
 from netembed.config import SAMPLINGS, ConfigError, FamilyConfig
 from netembed.family import FamilyError, dense_grid, make_family
 from netembed.gradients import input_gradients, line_sections
 from netembed.zoo import Zoo
+
+from random_zoo import random_zoo
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

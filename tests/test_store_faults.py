@@ -18,12 +18,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from random_zoo import random_run_parts
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from netembed import atomic
 from netembed.store import Run, RunError, list_runs, load_run, run_path, save_run
+
+from random_zoo import random_run_parts
 
 
 @pytest.fixture(scope="module")

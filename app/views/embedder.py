@@ -1,15 +1,15 @@
 """Embedder: train the cloze embedder on the current zoo live, and see what it predicts for hidden gradients."""
 
-from dataclasses import replace
+import math
 
 import numpy as np
 import streamlit as st
 
 from app import state, widgets
+from app.jobs import embedder_job
 from app.jobs_ui import job_panel
-from netembed.cloze import cloze_examples
-from netembed.config import MASK_UNITS, ClozeConfig, ConfigError
-from netembed.jobs import embedder_job
+from netembed.config import ClozeConfig, ConfigError
+from netembed.embedding import cloze_examples
 from netembed.limits import check_pipeline
 from netembed.plots import cloze_figure, training_figure
 
@@ -21,27 +21,28 @@ run = state.current_run()
 if run is None:
     st.info("No run yet: train a zoo on the Zoo page first.")
     st.stop()
-base = run.embedder.config if run.embedder is not None else ClozeConfig(steps=300)
+base = run.embedder.config if run.embedder is not None else ClozeConfig()
+DRAWN = ("bottleneck", "mask_ratio", "mask_unit", "steps", "seed")
 
 
 def cloze_ui(base: ClozeConfig) -> ClozeConfig:
-    """Widgets for the embedder's main settings -> a validated ClozeConfig (raises ConfigError)."""
+    """Widgets for the embedder's settings -> a validated ClozeConfig (raises ConfigError)."""
     c1, c2, c3, c4, c5 = st.columns(5)
-    with c1:
-        bottleneck = widgets.number("Bottleneck", "emb_bottleneck", base.bottleneck, 1, base.d_model,
-                                    help="embedding dimension")  # fmt: skip
+    with c1:  # at most d_model: the config says so if not
+        bottleneck = widgets.config_number(ClozeConfig, "bottleneck", "emb_bottleneck", "Bottleneck", base)
     with c2:
-        ratio = widgets.slider("Mask ratio", "emb_mask", float(base.mask_ratio), 0.05, 0.95, step=0.05,
-                               help="share of line-sections (or samples) hidden in each example")  # fmt: skip
+        ratio = widgets.config_number(ClozeConfig, "mask_ratio", "emb_mask", "Mask ratio", base, slider=True,
+                                      step=0.05)  # fmt: skip
     with c3:
-        unit = widgets.choice("Mask unit", "emb_unit", list(MASK_UNITS), base.mask_unit,
-                              help="section: hide whole line-sections; sample: hide single samples")  # fmt: skip
+        unit = widgets.config_choice(ClozeConfig, "mask_unit", "emb_unit", "Mask unit", base)
     with c4:
-        steps = widgets.number("Steps", "emb_steps", base.steps, 0, 100_000, step=50)
+        steps = widgets.config_number(ClozeConfig, "steps", "emb_steps", "Steps", base, step=50)
     with c5:
-        seed = widgets.number("Seed", "emb_seed", base.seed, 0, 2**31 - 1)
-    return replace(base, bottleneck=int(bottleneck), mask_ratio=round(float(ratio), 4), mask_unit=unit,
-                   steps=int(steps), seed=int(seed))  # fmt: skip
+        seed = widgets.config_number(ClozeConfig, "seed", "emb_seed", "Seed", base)
+    with st.expander("More embedder settings"):
+        rest = widgets.more_settings(ClozeConfig, "emb", base, DRAWN)
+    return ClozeConfig(bottleneck=bottleneck, mask_ratio=round(ratio, 4), mask_unit=unit, steps=steps, seed=seed,
+                       **rest)  # fmt: skip
 
 
 with st.container(border=True):
@@ -73,10 +74,10 @@ if emb is None:
 st.subheader(f"The embedder of {state.label(state.choice())}")
 st.caption(emb.describe())
 m1, m2, m3 = st.columns(3)
-m1.metric("Cloze R² (held-out models)", f"{emb.cloze_r2_:.3f}" if emb.cloze_r2_ is not None else "n/a")
+m1.metric("Cloze R² (held-out models)", f"{emb.cloze_r2_:.3f}" if math.isfinite(emb.cloze_r2_) else "n/a")
 m2.metric("Steps", f"{emb.steps_done_} / {emb.config.steps}")
 m3.metric("Training time", f"{emb.seconds_:.0f} s")
-for note in getattr(emb, "notes_", []) or []:
+for note in emb.notes_:
     st.info(note)
 if len(emb.loss_curve_):
     st.plotly_chart(training_figure(emb.log_steps_, {"loss": emb.loss_curve_, "r2 (validation)": emb.r2_curve_},

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from app import state, widgets
+from netembed.embedding import EMBED_SEED
 from netembed.gradients import NoExactSections, line_sections
-from netembed.pipeline import EMBED_SEED, projection
-from netembed.plots import (confusion_figure, embedding_figure, embeddings_frame, gradient_figure, nearest_models,
-                            probe_frame)  # fmt: skip
+from netembed.pipeline import projection
+from netembed.plots import confusion_figure, embedding_figure, embeddings_frame, gradient_figure, probe_frame
+from netembed.probes import nearest_models
 from netembed.projection import METHODS, project
 
 NAMES = {"cloze": "cloze embedder", "raw_gradients": "raw gradients", "outputs": "raw outputs",
@@ -22,15 +23,15 @@ zoo, family = run.zoo, run.family
 
 def features_of(run):
     """The stored embeddings; a run saved without them is embedded now with the pipeline's input draw."""
-    if getattr(run.embedder, "embeddings_", None) is not None:
+    if run.embedder.embeddings_ is not None:
         return run.embedder.embeddings_
-    from netembed.cloze import embed
+    from netembed.embedding import embed
 
     return embed(run.embedder, run.zoo, seed=EMBED_SEED)
 
 
 features = state.derived("features", lambda: features_of(run))
-stored = getattr(run.embedder, "embeddings_", None) is not None  # then stored projections match the embeddings
+stored = run.embedder.embeddings_ is not None  # then stored projections match the embeddings
 
 
 

@@ -14,7 +14,7 @@ st.caption("K random polynomials on [-1, 1], each rescaled to the range [-1, 1];
            "New zoos on the Zoo page are trained on the family chosen here.")  # fmt: skip
 
 run = state.current_run()
-base = run.family.config if run is not None else FamilyConfig(n_functions=5)
+base = run.family.config if run is not None else FamilyConfig()
 if st.button("Reset to the current run's family", icon=":material/restart_alt:"):
     widgets.forget(*family_ui.KEYS)
     st.rerun()

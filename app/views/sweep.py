@@ -6,14 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from app import state, widgets
+from app.jobs import sweep_job
 from app.jobs_ui import job_panel
-from netembed.config import ClozeConfig, ConfigError
-from netembed.jobs import sweep_job
+from netembed.config import SWEEP_BOTTLENECKS, SWEEP_MASK_RATIOS, ClozeConfig, ConfigError
 from netembed.limits import check_pipeline
 from netembed.plots import PROBE_COLUMNS, sweep_figure
 
-RATIOS = [0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9]
-BOTTLENECKS = [1, 2, 3, 4, 6, 8, 16]
+# the grid one can pick from; the default grid is the command line's (config.SWEEP_*)
+RATIOS = sorted({0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, *SWEEP_MASK_RATIOS})
+BOTTLENECKS = sorted({1, 2, 3, 4, 6, 8, 16, *SWEEP_BOTTLENECKS})
 
 st.title("Sweep: mask ratio x bottleneck")
 run = state.current_run()
@@ -26,15 +27,15 @@ with st.container(border=True):
     st.caption("Trains one embedder per grid cell on the current run's zoo (other settings as on the Embedder "
                "page) and probes each; runs in the background.")  # fmt: skip
     c1, c2, c3 = st.columns([2, 2, 1])
+    embedder = run.embedder.config if run.embedder is not None else ClozeConfig()
     with c1:
-        ratios = widgets.multi("Mask ratios", "sw_ratios", RATIOS, [0.25, 0.5])
+        ratios = widgets.multi("Mask ratios", "sw_ratios", RATIOS, list(SWEEP_MASK_RATIOS))
     with c2:
-        bottlenecks = widgets.multi("Bottlenecks", "sw_bottlenecks", BOTTLENECKS, [2, 4])
+        bottlenecks = widgets.multi("Bottlenecks", "sw_bottlenecks", BOTTLENECKS, list(SWEEP_BOTTLENECKS))
     with c3:
-        steps = widgets.number("Steps per embedder", "sw_steps", 150, 10, 50_000, step=50)
+        steps = widgets.config_number(ClozeConfig, "steps", "sw_steps", "Steps per embedder", embedder, step=50)
     try:
-        base = run.embedder.config if run.embedder is not None else ClozeConfig()
-        base = replace(base, steps=int(steps))
+        base = replace(embedder, steps=steps)
         n_cells = len(ratios) * len(bottlenecks)
         busy = state.job("sweep") is not None and state.job("sweep").running
         if st.button(f"Run sweep ({n_cells} embedders)", type="primary", icon=":material/play_arrow:",

@@ -4,42 +4,44 @@ import numpy as np
 import streamlit as st
 
 from app import family_ui, state, widgets
+from app.jobs import zoo_job
 from app.jobs_ui import job_panel
-from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, ZooConfig
+from netembed.config import ConfigError, FamilyConfig, ZooConfig
 from netembed.divergence import divergence_note, zoo_report
 from netembed.family import FamilyError
-from netembed.jobs import zoo_job
 from netembed.limits import check_zoo
 from netembed.plots import zoo_curves_figure, zoo_frame
-from netembed.store import Run
+from netembed.run_schema import Run
 
 st.title("Zoo of trained networks")
 run = state.current_run()
-base = run.zoo.config if run is not None else ZooConfig(models_per_function=10, steps=500)
+base = run.zoo.config if run is not None else ZooConfig()
+DRAWN = ("models_per_function", "width", "depth", "activation", "steps", "lr", "seed")
 
 
 def zoo_ui(base: ZooConfig) -> ZooConfig:
     """Widgets for the zoo's settings -> a validated ZooConfig (raises ConfigError)."""
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        m = widgets.number("Models per function M", "zoo_m", base.models_per_function, 2, 500)
-        width = widgets.number("Width", "zoo_width", base.width, 1, 512, help="hidden units per layer")
+        m = widgets.config_number(ZooConfig, "models_per_function", "zoo_m", "Models per function M", base)
+        width = widgets.config_number(ZooConfig, "width", "zoo_width", "Width", base)
     with c2:
-        depth = widgets.number("Depth", "zoo_depth", base.depth, 1, 8, help="hidden layers")
-        activation = widgets.choice("Activation", "zoo_act", list(ACTIVATIONS), base.activation,
-                                    help="relu and leaky_relu have exact line-sections; tanh and gelu are smooth")  # fmt: skip
+        depth = widgets.config_number(ZooConfig, "depth", "zoo_depth", "Depth", base)
+        activation = widgets.config_choice(ZooConfig, "activation", "zoo_act", "Activation", base)
     with c3:
-        steps = widgets.number("Steps", "zoo_steps", base.steps, 0, 1_000_000, step=100)
-        lr = widgets.number("Learning rate", "zoo_lr", float(base.lr), 1e-5, 1.0, step=1e-3, format="%.4f")
+        steps = widgets.config_number(ZooConfig, "steps", "zoo_steps", "Steps", base, step=100)
+        lr = widgets.config_number(ZooConfig, "lr", "zoo_lr", "Learning rate", base, step=1e-3, format="%.4f")
     with c4:
-        seed = widgets.number("Seed", "zoo_seed", base.seed, 0, 2**31 - 1)
-    return ZooConfig(models_per_function=int(m), width=int(width), depth=int(depth), activation=activation,
-                     steps=int(steps), lr=float(lr), seed=int(seed), batch_size=base.batch_size)  # fmt: skip
+        seed = widgets.config_number(ZooConfig, "seed", "zoo_seed", "Seed", base)
+    with st.expander("More zoo settings"):
+        rest = widgets.more_settings(ZooConfig, "zoo", base, DRAWN)
+    return ZooConfig(models_per_function=m, width=width, depth=depth, activation=activation, steps=steps, lr=lr,
+                     seed=seed, **rest)  # fmt: skip
 
 
 with st.container(border=True):
     st.subheader("Train a new zoo")
-    fam_base = run.family.config if run is not None else FamilyConfig(n_functions=5)
+    fam_base = run.family.config if run is not None else FamilyConfig()
     try:
         fam_config = family_ui.family_setting(fam_base)
         st.caption(f"On the family from the Family page: K = {fam_config.n_functions}, degree "

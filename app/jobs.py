@@ -11,20 +11,20 @@ Nothing here knows about streamlit; the app keeps one Job per user in its sessio
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from .config import ConfigError
-from .family import FamilyError
-from .gradients import NoExactSections
-from .store import RunError
+from netembed.errors import USER_ERRORS  # shown as their message alone; anything else is a bug and keeps its type
 
-# Errors the user can act on (a bad setting, a diverged zoo, a refused size, a bad run file): shown as
-# their message alone. Anything else is a bug and keeps its type.
-USER_ERRORS = (ConfigError, FamilyError, RunError, NoExactSections)
+# torch threads inside a job. The server shares 2 cores with its users' jobs; 2-thread kernels were measured
+# many times slower when the other core is busy. (OpenMP keeps the count per thread, but torch also hands it to
+# threads it starts later, so in practice the whole server then runs 1-thread kernels.)
+JOB_THREADS = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,11 +44,9 @@ class Job:
     name: str
     total: int  # steps expected, for the progress fraction
     work: Callable[[Callable[..., bool]], Any]
-    threads: int = 1  # torch threads inside the job: the server shares the machine's cores
     reports: list[Report] = field(default_factory=list)
     result: Any = None
     error: str | None = None
-    detail: str | None = None  # traceback of an unexpected error, for logs
     state: str = "new"  # new -> running -> done | cancelled | failed
     stage: str = ""  # what the work is doing now, when it has several parts (e.g. "probes")
     started: float = 0.0
@@ -68,10 +66,7 @@ class Job:
     def _run(self) -> None:
         import torch
 
-        # The server shares 2 cores with its users' jobs; 2-thread kernels were measured many times slower
-        # when the other core is busy. (OpenMP keeps the count per thread, but torch also hands it to
-        # threads it starts later, so in practice the whole server then runs 1-thread kernels.)
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(JOB_THREADS)
         try:
             result = self.work(self._report)
             with self._lock:
@@ -80,8 +75,9 @@ class Job:
         except Exception as e:  # noqa: BLE001 - the job must always end in a state the UI can show
             with self._lock:
                 self.error = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
-                self.detail = traceback.format_exc()
                 self.state = "failed"
+            if not isinstance(e, USER_ERRORS):  # a bug: its traceback goes to the server's log
+                log.exception("job %s failed", self.name)
         finally:
             self.finished = time.perf_counter()
 
@@ -147,13 +143,14 @@ def zoo_job(family, config, device: str = "cpu") -> Job:
     """Train a zoo on a thread; reports the median (and worst finite) training loss of the models."""
     import numpy as np
 
-    from .zoo import train_zoo
+    from netembed.divergence import finite_median
+    from netembed.zoo import train_zoo
 
     def work(report):
         def progress(step, losses):
             finite = losses[np.isfinite(losses)]
-            median = float(np.median(finite)) if finite.size else float("nan")
-            return report(step, median_loss=median, worst_loss=float(finite.max()) if finite.size else median)
+            worst = float(finite.max()) if finite.size else float("nan")
+            return report(step, median_loss=finite_median(losses), worst_loss=worst)
 
         return train_zoo(family, config, progress=progress, device=device).to("cpu")
 
@@ -162,14 +159,13 @@ def zoo_job(family, config, device: str = "cpu") -> Job:
 
 def embedder_job(family, zoo, config, device: str = "cpu") -> Job:
     """Train a cloze embedder on an existing zoo, then probe it and every baseline: the pipeline's
-    later stages (run_pipeline with the zoo given), so the result is a complete Run with a report."""
-    from .pipeline import STAGES, WEIGHTS, run_pipeline
-
-    skipped = sum(WEIGHTS[s] for s in STAGES[: STAGES.index("embedder")])  # family and zoo: already done
+    later stages (run_pipeline with the zoo given), so the result is a complete Run with a report.
+    The progress fraction is the pipeline's own "overall" share of that work."""
+    from netembed.pipeline import run_pipeline
 
     def work(report):
         def progress(stage, fraction, info):
-            overall = max(0.0, (info.get("overall", skipped) - skipped) / (1 - skipped))
+            overall = info["overall"]
             if stage == "embedder" and "step" in info:
                 return report(info["step"], fraction=overall, stage=stage, loss=info["loss"], r2=info["r2"])
             return report(0 if stage in ("family", "zoo") else config.steps, fraction=overall, stage=stage)
@@ -182,7 +178,7 @@ def embedder_job(family, zoo, config, device: str = "cpu") -> Job:
 
 def sweep_job(family, zoo, mask_ratios, bottlenecks, base_config) -> Job:
     """One embedder per (mask ratio, bottleneck) on the zoo; the live chart shows every embedder's loss."""
-    from .pipeline import run_sweep
+    from netembed.pipeline import run_sweep
 
     total = len(mask_ratios) * len(bottlenecks) * base_config.steps
 

@@ -1,0 +1,144 @@
+"""The cloze embedder's network: a set encoder over (x, visible gradient) tokens, a bottleneck, a decoder.
+
+    tokens  = MLP([fourier(x), g * visible, masked])   # (B, N, d): a mask is an indicator
+                                                       # channel, never a magic gradient value
+    h       = attention over [cls, tokens]             # no positions: a set encoder
+    z       = Linear(h_cls)                            # (B, bottleneck): the embedding
+    g_hat   = MLP([z, fourier(x_query)])               # (B, N): decoder sees ONLY z and x
+
+Because the decoder is conditioned only on the bottleneck and the query x, everything it
+needs about the function must pass through z. Gradients are scaled by one global
+`grad_scale` (the RMS gradient of the training models), so the magnitude that tells
+functions apart is kept. Training is in cloze_training.py, the task's data in cloze_task.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ClozeConfig, from_dict, to_dict
+
+N_FREQS = 8  # Fourier features sin/cos(pi k x), k = 1..N_FREQS: lets small MLPs draw wiggly curves
+
+
+def fourier(x: torch.Tensor) -> torch.Tensor:
+    """x (...,) in [-1, 1] -> (..., 1 + 2 * N_FREQS)."""
+    k = torch.arange(1, N_FREQS + 1, dtype=x.dtype, device=x.device) * math.pi
+    a = x[..., None] * k
+    return torch.cat([x[..., None], torch.sin(a), torch.cos(a)], -1)
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class Embedder(nn.Module):
+    """Set encoder -> bottleneck -> decoder at query points. Fitted attributes end in `_`."""
+
+    def __init__(self, config: ClozeConfig):
+        super().__init__()
+        self.config = config
+        d, nf = config.d_model, 1 + 2 * N_FREQS
+        self.tokens = mlp([nf + 2, d, d])  # [fourier(x), visible gradient, mask indicator]
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        block = nn.TransformerEncoderLayer(d, config.n_heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, config.n_layers, enable_nested_tensor=False) if config.n_layers else None
+        self.norm = nn.LayerNorm(d)
+        self.bottleneck = nn.Linear(d, config.bottleneck)
+        self.decoder = mlp([config.bottleneck + nf, d, d, 1])
+        self.register_buffer("grad_scale", torch.ones(()))  # RMS gradient of the training models
+        self.loss_curve_ = np.zeros(0)
+        self.log_steps_ = np.zeros(0, dtype=np.int64)
+        self.r2_curve_ = np.zeros(0)
+        self.cloze_r2_ = float("nan")
+        self.seconds_ = 0.0
+        self.steps_done_ = 0
+        self.mask_unit_ = config.mask_unit  # what was actually used (sample for smooth activations)
+        self.notes_: list[str] = []
+        self.embeddings_: np.ndarray | None = None  # (n_models, bottleneck), set by the pipeline
+
+    def encode(self, x: torch.Tensor, g: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """x (B, N) or (N,), raw gradients g (B, N), masked (B, N) bool -> embeddings z (B, bottleneck)."""
+        x = x.expand_as(g)
+        visible = (~masked).to(g.dtype)
+        feats = torch.cat([fourier(x), (g / self.grad_scale * visible)[..., None], masked.to(g.dtype)[..., None]], -1)
+        h = torch.cat([self.cls.expand(len(g), -1, -1), self.tokens(feats)], 1)  # (B, 1 + N, d)
+        if self.encoder is not None:
+            h = self.encoder(h)
+        return self.bottleneck(self.norm(h[:, 0]))
+
+    def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """z (B, bottleneck), query x (B, Q) or (Q,) -> predicted raw gradients (B, Q)."""
+        x = x.expand(len(z), -1) if x.dim() == 1 else x
+        zq = z[:, None, :].expand(-1, x.shape[1], -1)
+        return self.decoder(torch.cat([zq, fourier(x)], -1))[..., 0] * self.grad_scale
+
+    def forward(self, x, g, masked):
+        return self.decode(self.encode(x, g, masked), x)
+
+    def masked_error(self, x: torch.Tensor, g: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        """Scaled prediction error at the masked samples only -> (n_masked,), decoding nothing else.
+
+        The same numbers as (forward(x, g, masked) - g)[masked] / grad_scale, at a fraction of
+        the decoder's cost when few samples are masked.
+        """
+        z = self.encode(x, g, masked)  # (B, bottleneck)
+        rows, cols = masked.nonzero(as_tuple=True)  # (M,) each
+        xq = x.expand_as(g)[rows, cols]  # (M,)
+        pred = self.decoder(torch.cat([z[rows], fourier(xq)], -1))[:, 0]  # (M,) in units of grad_scale
+        return pred - g[rows, cols] / self.grad_scale
+
+    def describe(self) -> str:
+        c = self.config
+        r2 = f"{self.cloze_r2_:.3f}" if math.isfinite(self.cloze_r2_) else "n/a"
+        return (f"set encoder d={c.d_model} x{c.n_layers} layers, bottleneck {c.bottleneck}, "
+                f"mask {self.mask_unit_} {c.mask_ratio:g}, {self.steps_done_}/{c.steps} steps "
+                f"in {self.seconds_:.1f} s, cloze R2 {r2}")  # fmt: skip
+
+    # ------------------------------------------------------------ storage
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {f"params.{k}": v.detach().cpu() for k, v in self.state_dict().items()}
+        if self.embeddings_ is not None:
+            tensors["embeddings"] = torch.as_tensor(np.asarray(self.embeddings_, dtype=np.float32))
+        tensors["loss_curve"] = torch.as_tensor(np.asarray(self.loss_curve_, dtype=np.float64))
+        tensors["log_steps"] = torch.as_tensor(np.asarray(self.log_steps_, dtype=np.int64))
+        tensors["r2_curve"] = torch.as_tensor(np.asarray(self.r2_curve_, dtype=np.float64))
+        meta = {"config": to_dict(self.config), "seconds": float(self.seconds_), "steps_done": int(self.steps_done_),
+                "cloze_r2": _finite_or_none(self.cloze_r2_), "mask_unit": self.mask_unit_, "notes": list(self.notes_)}  # fmt: skip
+        return tensors, meta
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict) -> "Embedder":
+        emb = cls(from_dict(ClozeConfig, meta["config"]))
+        params = {k[len("params."):]: v for k, v in tensors.items() if k.startswith("params.")}
+        try:
+            emb.load_state_dict(params, strict=True)
+        except RuntimeError as e:  # names or shapes that do not fit the config
+            raise ValueError(f"embedder weights do not match embedder.json's config: {str(e)[:300]}") from None
+        if "embeddings" in tensors:
+            e = tensors["embeddings"].numpy().astype(np.float64)
+            if e.ndim != 2 or e.shape[1] != emb.config.bottleneck:
+                raise ValueError(f"embeddings have shape {tuple(e.shape)}, expected (n, {emb.config.bottleneck})")
+            emb.embeddings_ = e
+        emb.loss_curve_ = tensors["loss_curve"].numpy()
+        emb.log_steps_ = tensors["log_steps"].numpy()
+        emb.r2_curve_ = tensors["r2_curve"].numpy()
+        r2 = meta["cloze_r2"]
+        emb.cloze_r2_ = float("nan") if r2 is None else float(r2)
+        emb.seconds_, emb.steps_done_ = float(meta["seconds"]), int(meta["steps_done"])
+        emb.mask_unit_, emb.notes_ = str(meta["mask_unit"]), list(meta["notes"])
+        return emb.eval()
+
+
+def _finite_or_none(v: float):
+    return float(v) if v is not None and math.isfinite(v) else None

@@ -1,0 +1,81 @@
+"""The cloze task's data: fresh inputs, the models' exact gradients there, and which of them to hide.
+
+Each example is one model seen at `n_inputs` fresh inputs x (shared by the models of a
+batch). Some of its gradients are hidden: with `mask_unit="section"` a fraction of the
+model's *line-sections* that hold samples is chosen and every sample in them is hidden (so
+no visible neighbour in the same section gives the answer away); with `"sample"` single
+samples are hidden. Smooth activations (tanh, gelu) have no line-sections, so they fall
+back to per-sample masking and say so (`GradientSource.note`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .gradients import NoExactSections, line_sections
+from .zoo import Zoo, mlp_forward
+
+
+class GradientSource:
+    """Fresh inputs and the exact gradients (and line-section ids) of chosen models of a zoo."""
+
+    def __init__(self, zoo: Zoo, mask_unit: str, device="cpu"):
+        self.layers = [(w.to(device), b.to(device)) for w, b in zoo.layers]
+        self.activation = zoo.config.activation
+        self.device = device
+        self.mask_unit, self.note = mask_unit, None
+        self.boundaries = None
+        if mask_unit == "section":
+            try:
+                sections = line_sections(zoo)
+                self.boundaries = torch.as_tensor(sections.boundaries, device=device)  # (n, P+1) float64
+                self.n_sections = torch.as_tensor(sections.n_sections, device=device)
+            except NoExactSections:
+                self.mask_unit = "sample"
+                self.note = (f"activation '{self.activation}' is smooth and has no line-sections: "
+                             "fell back to per-sample masking")  # fmt: skip
+
+    def gradients(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """ids (B,), x (N,) -> dy/dx (B, N) of those models."""
+        layers = [(w[ids], b[ids]) for w, b in self.layers]
+        xs = x.expand(len(ids), -1).detach().clone().requires_grad_()
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(mlp_forward(layers, xs, self.activation).sum(), xs)
+        return g.detach()
+
+    def section_ids(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """ids (B,), x (N,) -> (B, N) the line-section of each sample, or each sample its own 'section'."""
+        if self.mask_unit == "sample":
+            return torch.arange(x.shape[-1], device=x.device).expand(len(ids), -1)
+        bounds = self.boundaries[ids]  # (B, P+1), +inf padded
+        xs = x.to(bounds.dtype).expand(len(ids), -1).contiguous()
+        idx = torch.searchsorted(bounds, xs, right=True) - 1
+        return torch.minimum(idx.clamp_min(0), self.n_sections[ids, None] - 1)
+
+
+def make_mask(section_ids: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Hide round(ratio * present) of the sections that hold samples (at least one hidden, one shown).
+
+    section_ids (B, N) non-negative ints -> masked (B, N) bool; every sample of a chosen
+    section is hidden, so a masked section is hidden whole.
+    """
+    b, n = section_ids.shape
+    p = int(section_ids.max()) + 1
+    present = torch.zeros(b, p, dtype=torch.bool, device=section_ids.device)
+    present.scatter_(1, section_ids, True)
+    scores = torch.rand(b, p, generator=generator).to(section_ids.device)
+    scores = torch.where(present, scores, torch.full_like(scores, 2.0))  # absent sections rank last
+    rank = scores.argsort(1).argsort(1)  # (B, P) random order of the present sections
+    n_present = present.sum(1, keepdim=True)
+    n_mask = (ratio * n_present).round().long().clamp(min=1)
+    n_mask = torch.minimum(n_mask, (n_present - 1).clamp(min=1))
+    return (rank < n_mask).gather(1, section_ids)
+
+
+def draw_inputs(n: int, generator: torch.Generator, device="cpu") -> torch.Tensor:
+    return (torch.rand(n, generator=generator) * 2 - 1).to(device)
+
+
+def rms_gradient(source: GradientSource, ids: torch.Tensor) -> float:
+    grid = torch.linspace(-1, 1, 257, device=source.device)
+    return float(source.gradients(ids, grid).pow(2).mean().sqrt().clamp_min(1e-6))

@@ -55,18 +55,6 @@ def test_shards_on_ray_equal_local_and_the_whole_zoo(ray_cluster, tiny_family, t
         assert_same_zoo(on_ray, whole)
 
 
-def gpus_given():
-    import ray
-
-    return ray.get_gpu_ids()
-
-
-def test_tasks_ask_for_gpus_only_when_the_cell_uses_one(ray_cluster):
-    with RayExecutor(gpus_per_task=0.5) as ex:
-        assert ex.map(gpus_given, [()], uses_gpu=True) == [[0]]  # a cuda shard: Ray hands it the GPU
-        assert ex.map(gpus_given, [()]) == [[]]  # a CPU cell never holds one
-
-
 def train_shard_dying_once(marker_dir, family, config, tasks, replicates):
     """A shard whose worker process dies half-way through training on its first attempt (as a killed or
     out-of-memory worker would); the marker file tells the retry that the first attempt happened."""
@@ -179,3 +167,15 @@ def test_without_ray_the_error_is_one_line(monkeypatch, tmp_path, capsys):
     assert main(["zoo", "--functions", "3", "--executor", "ray", "--out", str(tmp_path / "z")]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {RAY_MISSING}\n" and not (tmp_path / "z").exists()
+
+
+def gpus_given():
+    import ray
+
+    return ray.get_gpu_ids()
+
+
+def test_tasks_ask_for_gpus_only_when_the_cell_uses_one(ray_cluster):
+    with RayExecutor(gpus_per_task=0.5) as ex:  # last in the file: Ray starts a fresh worker for GPU tasks
+        assert ex.map(gpus_given, [()]) == [[]]  # a CPU cell never holds one
+        assert ex.map(gpus_given, [()], uses_gpu=True) == [[0]]  # a cuda shard: Ray hands it the GPU

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,8 @@ class RayExecutor:
         self.started = False  # True when this executor started the cluster (and so stops it)
 
     def __enter__(self) -> "RayExecutor":
+        if self.address is not None:
+            _check_reachable(self.address)
         if self.ray.is_initialized():
             return self  # a cluster this process joined already (a test's fixture, a notebook): reuse it
         try:
@@ -146,6 +149,18 @@ class RayExecutor:
             for ref in pending:  # an error or an interrupt: stop the rest instead of leaving them running
                 ray.cancel(ref, force=True)
         return results
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse a host:port nothing answers on at once: ray.init would retry it for many minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and friends: Ray finds the cluster itself, and says so quickly when there is none
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ExecutorError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one with "
+                            f"`ray start --head --port={port}` or check the address") from None  # fmt: skip
 
 
 def _pythonpath() -> str:

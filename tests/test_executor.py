@@ -3,6 +3,7 @@ a dying worker is retried; a killed driver resumes from the shards it kept."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -167,6 +168,16 @@ def test_without_ray_the_error_is_one_line(monkeypatch, tmp_path, capsys):
     assert main(["zoo", "--functions", "3", "--executor", "ray", "--out", str(tmp_path / "z")]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {RAY_MISSING}\n" and not (tmp_path / "z").exists()
+
+
+def test_an_address_nothing_answers_on_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["zoo", "--functions", "3", "--ray-address", f"127.0.0.1:{port}", "--out", str(tmp_path / "z")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: no Ray cluster answers at 127.0.0.1:{port}")
 
 
 def gpus_given():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
+import time
 from pathlib import Path
 
 from .cli_errors import CliError, OneLineParser, exit_status, warn_divergence
@@ -77,12 +80,93 @@ class ProgressBar:
         self.bar.close()
 
 
-def train_zoo_run(a):
-    """family + zoo from the flags, with a progress bar."""
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("executor (independent shards and sweep cells, here or on a Ray cluster)")
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where shards and sweep cells run: here, or as Ray tasks (pip install -r requirements-ray.txt)")
+    g.add_argument("--ray-address", default=None,
+                   help="join this running Ray cluster (host:port, or auto) instead of starting a local one; implies --executor ray")
+    g.add_argument("--workers", type=int, default=None, help="CPUs of a local Ray cluster (default: every core)")
+    g.add_argument("--shards", type=int, default=1,
+                   help="train the zoo as this many independent shards, kept beside --out as they finish, so a killed "
+                        "job resumes where it stopped")
+    g.add_argument("--shard-by", choices=("function", "seed"), default="function",
+                   help="split the zoo by function or by seed range")  # fmt: skip
+
+
+RAY_ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.-]+:[0-9]{1,5})$")
+
+
+def check_executor_flags(a, family: FamilyConfig, zoo: ZooConfig) -> None:
+    """Refuse bad executor flags before any work (a cluster is reached only when the command runs)."""
+    from .shards import plan_shards
+
+    if a.workers is not None and a.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {a.workers}")
+    if a.ray_address is not None and not RAY_ADDRESS.match(a.ray_address):
+        raise CliError(f"--ray-address must be host:port, ray://host:port or auto, got {a.ray_address!r}")
+    try:
+        plan_shards(family.n_functions, zoo, a.shards, by=a.shard_by)
+    except ValueError as e:
+        raise CliError(f"--shards: {e}") from None
+
+
+@contextlib.contextmanager
+def executor_from_flags(a):
+    """The executor the flags ask for (--ray-address implies ray), started for the command and stopped after it."""
+    from .executor import ExecutorError, make_executor
+
+    try:
+        executor = make_executor("ray" if a.ray_address else a.executor, a.ray_address, a.workers)
+        executor.__enter__()
+    except ExecutorError as e:
+        raise CliError(str(e)) from None
+    try:
+        yield executor
+    finally:
+        executor.__exit__(None, None, None)
+
+
+class ShardBar:
+    """tqdm over shards, with the model-steps done; on stderr, quiet when stderr is not a terminal."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int, info: dict) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="zoo shards", unit="shard", file=sys.stderr, disable=None, leave=False)
+            if info["loaded"]:
+                print(f"resuming: {info['loaded']} of {total} shards loaded from disk", file=sys.stderr)
+        self.bar.n = done
+        self.bar.set_postfix_str(f"{info['model_steps']:.3g}/{info['model_steps_total']:.3g} model-steps", refresh=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train_zoo_run(a, executor=None, keep_in=None):
+    """family + zoo from the flags, with a progress bar; with an executor, as shards (kept in `keep_in`)."""
     from .zoo import train_zoo
 
     family = make_family(family_config(a))
     config = zoo_config(a)
+    if executor is not None and (a.shards > 1 or executor.name != "local"):
+        from .shards import train_zoo_sharded
+
+        bar = ShardBar()
+        try:
+            zoo = train_zoo_sharded(family, config, a.shards, executor, by=a.shard_by, device=check_device(a.device),
+                                    keep_in=keep_in, progress=bar)  # fmt: skip
+        except ValueError as e:  # a shard count the zoo cannot split into
+            raise CliError(f"--shards: {e}") from None
+        finally:
+            bar.close()
+        warn_divergence(zoo)
+        return family, zoo
     bar = ProgressBar(config.steps, "zoo")
     try:
         zoo = train_zoo(family, config, progress=bar, device=check_device(a.device))
@@ -98,8 +182,12 @@ def sci(value) -> str:
 
 
 def cmd_zoo(a) -> None:
-    family, zoo = train_zoo_run(a)
+    from .shards import discard_shards, shard_folder
+
+    with executor_from_flags(a) as executor:
+        family, zoo = train_zoo_run(a, executor, keep_in=shard_folder(a.out))
     save_run(Run(family=family, zoo=zoo), a.out)
+    discard_shards(a.out)  # the run holds them now
     s = zoo_report(zoo)
     print(f"trained {s['n_models']} models ({family.n_functions} functions x {zoo.config.models_per_function} seeds) "
           f"in {s['seconds']:.1f} s; fit MSE median {sci(s['fit_mse_median'])}, worst {sci(s['fit_mse_worst'])}; "
@@ -213,9 +301,16 @@ def print_report(report: dict) -> None:
 
 def cmd_run(a) -> None:
     from .pipeline import run_pipeline
+    from .shards import discard_shards, shard_folder
 
     set_threads(a.threads)
     family, zoo = reused_zoo(a)
+    sharded_seconds = None
+    if zoo is None and (a.shards > 1 or a.executor != "local"):
+        t = time.perf_counter()
+        with executor_from_flags(a) as executor:
+            family, zoo = train_zoo_run(a, executor, keep_in=shard_folder(a.out))
+        sharded_seconds = time.perf_counter() - t
     bars = StageBars()
     try:
         run = run_pipeline(family_config(a), zoo_config(a), cloze_config(a), device=check_device(a.device),
@@ -224,7 +319,11 @@ def cmd_run(a) -> None:
     finally:
         bars.close()
     warn_divergence(run.zoo)
+    if sharded_seconds is not None:  # the zoo was trained before the pipeline: count it in the report's seconds
+        seconds = run.report["seconds"]
+        seconds.update(zoo=round(sharded_seconds, 3), total=round(seconds["total"] + sharded_seconds, 3))
     out = save_run(run, a.out)  # the run folder holds report.json (listed, with its checksum, in meta.json)
+    discard_shards(a.out)
     print_report(run.report)
     print(f"saved to {out} (report: {Path(out) / 'report.json'})")
 
@@ -244,6 +343,7 @@ def cmd_sweep(a) -> None:
     from dataclasses import replace
 
     from .pipeline import run_sweep
+    from .shards import discard_shards, shard_folder
 
     ratios = parse_list(a.mask_ratios, float, "--mask-ratios")
     bottlenecks = parse_list(a.bottlenecks, int, "--bottlenecks")
@@ -252,14 +352,17 @@ def cmd_sweep(a) -> None:
     for r in ratios:  # validate every pair before any training
         for b in bottlenecks:
             replace(base, mask_ratio=r, bottleneck=b)
+    keep_in = shard_folder(Path(a.out) / "zoo") if a.out else None  # the sweep's zoo is not saved; its shards are
     family, zoo = reused_zoo(a)
-    if zoo is None:
-        family, zoo = train_zoo_run(a)
     bars = StageBars()
-    try:
-        rows = run_sweep(zoo, family, ratios, bottlenecks, base, progress=bars)
-    finally:
-        bars.close()
+    with executor_from_flags(a) as executor:
+        if zoo is None:
+            family, zoo = train_zoo_run(a, executor, keep_in=keep_in)
+        try:
+            rows = run_sweep(zoo, family, ratios, bottlenecks, base, progress=bars,
+                             executor=executor if executor.name != "local" else None)  # fmt: skip
+        finally:
+            bars.close()
     cols = ("mask_ratio", "bottleneck", "linear_accuracy", "knn_accuracy", "nmi", "cloze_r2", "seconds")
     print("  ".join(f"{c:>15}" for c in cols))
     for row in rows:
@@ -269,6 +372,7 @@ def cmd_sweep(a) -> None:
         (Path(a.out) / "sweep.json").write_text(json.dumps({"config": {"family": to_dict(family.config),
             "zoo": to_dict(zoo.config), "cloze": to_dict(base)}, "rows": rows}, indent=1, allow_nan=False))  # fmt: skip
         print(f"saved to {Path(a.out) / 'sweep.json'}")
+        discard_shards(Path(a.out) / "zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train and save a zoo of MLPs", formatter_class=fmt)
     add_family_flags(p)
     add_zoo_flags(p)
+    add_executor_flags(p)
     p.add_argument("--out", required=True, help="run folder to write")
     p.set_defaults(fn=cmd_zoo)
 
@@ -291,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_family_flags(p)
     add_zoo_flags(p)
     add_cloze_flags(p)
+    add_executor_flags(p)
     p.add_argument("--umap", action="store_true", help="add the UMAP projection (its first use in a process "
                    "compiles for 20-60 s; without it the app computes UMAP when it first shows the run)")  # fmt: skip
     p.add_argument("--out", required=True, help="run folder to write (with report.json)")
@@ -300,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_family_flags(p)
     add_zoo_flags(p)
     add_cloze_flags(p)
+    add_executor_flags(p)
     p.add_argument("--mask-ratios", default=",".join(map(str, SWEEP_MASK_RATIOS)), help="comma-separated mask ratios")
     p.add_argument("--bottlenecks", default=",".join(map(str, SWEEP_BOTTLENECKS)),
                    help="comma-separated bottleneck dimensions")  # fmt: skip
@@ -336,6 +443,8 @@ def preflight(a) -> None:
             cell_flags = flags_of(ClozeConfig, mask_ratio="--mask-ratios", bottleneck="--bottlenecks")
             clozes = [built(lambda r=r, b=b: replace(base, mask_ratio=r, bottleneck=b), cell_flags)
                       for r in ratios for b in bottlenecks]  # fmt: skip
+    if hasattr(a, "executor"):
+        check_executor_flags(a, family, zoo)
     if getattr(a, "from_zoo", None) is None:
         check_pipeline(family.n_functions, zoo, clozes)
     else:  # the zoo is loaded, not trained: only the embedders count

@@ -176,26 +176,45 @@ def projection(run: Run, method: str = "pca") -> np.ndarray:
     return project(embeddings(run), method)
 
 
-def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: ClozeConfig, progress=None) -> list[dict]:
-    """One embedder per (mask_ratio, bottleneck) on one zoo -> table rows of held-out probe scores."""
+def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: ClozeConfig, progress=None,
+              executor=None) -> list[dict]:  # fmt: skip
+    """One embedder per (mask_ratio, bottleneck) on one zoo -> table rows of held-out probe scores.
+
+    executor (executor.py): run the cells through it (e.g. as Ray tasks); progress then moves
+    once per finished cell. Without one they run here, one after another, with progress per step.
+    """
     pairs = [(float(r), int(b)) for r in mask_ratios for b in bottlenecks]
-    rows = []
-    for i, (ratio, bottleneck) in enumerate(pairs):
-        config = replace(base_config, mask_ratio=ratio, bottleneck=bottleneck)
-        t = time.perf_counter()
+    if executor is not None:
+        finished = []
 
-        def step_progress(step, loss, r2, i=i):
-            return None if progress is None else progress(
-                "sweep", (i + step / max(1, config.steps)) / len(pairs),
-                {"mask_ratio": ratio, "bottleneck": bottleneck, "step": step, "loss": loss, "r2": r2})  # fmt: skip
+        def cell_done(i, row):
+            finished.append(i)
+            if progress is not None:
+                progress("sweep", len(finished) / len(pairs), {"mask_ratio": row["mask_ratio"], "bottleneck": row["bottleneck"]})
 
-        embedder = train_embedder(zoo, config, progress=step_progress)
-        p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed)
-        rows.append(json_safe({
-            "mask_ratio": ratio, "bottleneck": bottleneck, "linear_accuracy": p["linear_accuracy"],
-            "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "cloze_r2": embedder.cloze_r2_,
-            "seconds": round(time.perf_counter() - t, 2),
-        }))  # fmt: skip
+        rows = executor.map(sweep_cell, pairs, shared=(zoo, base_config), on_done=cell_done)
+    else:
+        rows = []
+        for i, (ratio, bottleneck) in enumerate(pairs):
+            def step_progress(step, loss, r2, i=i, ratio=ratio, bottleneck=bottleneck):
+                return None if progress is None else progress(
+                    "sweep", (i + step / max(1, base_config.steps)) / len(pairs),
+                    {"mask_ratio": ratio, "bottleneck": bottleneck, "step": step, "loss": loss, "r2": r2})  # fmt: skip
+
+            rows.append(sweep_cell(zoo, base_config, ratio, bottleneck, progress=step_progress))
     if progress is not None:
         progress("sweep", 1.0, {})
     return rows
+
+
+def sweep_cell(zoo: Zoo, base_config: ClozeConfig, mask_ratio: float, bottleneck: int, progress=None) -> dict:
+    """One sweep cell: an embedder with this mask ratio and bottleneck, probed on the held-out seeds -> a row."""
+    config = replace(base_config, mask_ratio=mask_ratio, bottleneck=bottleneck)
+    t = time.perf_counter()
+    embedder = train_embedder(zoo, config, progress=progress)
+    p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed)
+    return json_safe({
+        "mask_ratio": mask_ratio, "bottleneck": bottleneck, "linear_accuracy": p["linear_accuracy"],
+        "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "cloze_r2": embedder.cloze_r2_,
+        "seconds": round(time.perf_counter() - t, 2),
+    })  # fmt: skip

@@ -62,6 +62,11 @@ def explicit_bad_values(tmp_path) -> dict[str, list[str]]:
         "--umap": ["=yes"],  # a switch takes no value: --umap=yes
         "--mask-ratios": ["abc", "0.5,0", ","],
         "--bottlenecks": ["x", "2,999"],
+        "--executor": ["no-such-executor"],
+        "--ray-address": ["not an address"],
+        "--workers": ["0", "x"],
+        "--shards": ["0", "x", "999"],
+        "--shard-by": ["no-such-split"],
     }
 
 

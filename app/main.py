@@ -11,7 +11,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")  # umap's 
 
 import streamlit as st  # noqa: E402
 
-from app import sidebar, state  # noqa: E402
+from app import sidebar, state, widgets  # noqa: E402
 from netembed.config import ConfigError  # noqa: E402
 from netembed.family import FamilyError  # noqa: E402
 from netembed.gradients import NoExactSections  # noqa: E402
@@ -29,11 +29,15 @@ pages = [
     st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
 ]
 page = st.navigation(pages)
-state.collect_finished()  # results of background jobs that ended since the last run join the session here
+for new in state.collect_finished():  # results of jobs that ended since the last run join the history here
+    st.toast(f"{new.made_by.capitalize()} finished: {new.name}. Open it from the sidebar.", icon=":material/check:")
+widgets.carry_url()  # every setting this session holds stays in the URL, whichever page draws it
 with st.sidebar:
     sidebar.run_picker()
     sidebar.jobs_panel()
     sidebar.save_and_load()
+if state.missing():
+    st.error(state.missing_message(state.missing()), icon=":material/link_off:")
 try:
     page.run()
 except (ConfigError, FamilyError, RunError, NoExactSections) as e:  # pages catch these; this is the safety net

@@ -7,11 +7,11 @@ import threading
 
 import streamlit as st
 
-from app import state, widgets
+from app import state
+from app.history import MAX_UNSAVED, SESSION, HistoryFull, slug
 from netembed.archive import load_run_archive, run_archive, zip_files
 from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
-
 
 
 @st.cache_resource
@@ -37,12 +37,24 @@ def warm_up() -> threading.Thread | None:
 
 
 def run_picker() -> None:
+    """The picker over this session's runs, the demo and the saved runs. A link's run= decides on the
+    session's first draw; a run it names that is not here is said loudly, and the link is left as it is."""
     options = state.choices()
     if not options:
         st.info("No run yet: train a zoo on the Zoo page.")
         return
-    picked = widgets.choice("Current run", "run", options, state.choice(), fmt=state.label)
-    state.choose(picked)
+    wanted = st.query_params.get(state.PICKER)
+    state.apply_open_next()  # a Save or an upload of the last script run asked to show a run
+    if state.PICKER not in st.session_state:  # the first draw in this session: the link decides
+        st.session_state[state.PICKER] = wanted if wanted in options else state.DEMO
+        state.set_missing(wanted if wanted and wanted not in options else None)
+    elif st.session_state[state.PICKER] not in options:  # e.g. a saved run deleted on disk meanwhile
+        st.session_state[state.PICKER] = state.DEMO
+    labels = {o: state.label(o) for o in options}  # a plain dict: the labels must not need the session to format
+    picked = st.selectbox("Current run", options, key=state.PICKER, format_func=labels.__getitem__,
+                          on_change=state.set_missing, args=(None,))  # fmt: skip
+    if state.missing() is None and st.query_params.get(state.PICKER) != picked:
+        st.query_params[state.PICKER] = picked  # while a link's run is missing, its URL stays as it was
     run = state.current_run()
     error = state.load_error()
     if error:
@@ -51,9 +63,32 @@ def run_picker() -> None:
         z = run.zoo
         parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]
         parts.append("with an embedder" if run.embedder is not None else "no embedder yet")
-        if picked == state.CURRENT:
-            parts.append(f"saved as {state.saved_as()}" if state.saved_as() else "not saved yet")
+        if picked.startswith(SESSION):
+            parts.append("not saved yet")
+        elif picked.startswith(state.SAVED):
+            parts.append(f"saved as {picked[len(state.SAVED):]}")
         st.caption("; ".join(parts))
+    history_panel()
+
+
+def history_panel() -> None:
+    """This session's unsaved runs: rename or discard the shown one; open the ones jobs just added."""
+    for new in state.notices():
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(f"New: **{new.name}**")
+        c2.button("Open", key=f"open_{new.id}", on_click=state.open_run, args=(new.id,), type="primary")
+    entries = state.history().newest_first()
+    if not entries:
+        return
+    with st.expander(f"Unsaved runs ({len(entries)} of at most {MAX_UNSAVED})", icon=":material/history:"):
+        for e in entries:
+            st.caption(f"{'▶ ' if e.id == state.choice() else ''}{e.name} · {e.made_by} · not saved")
+        shown = state.entry()
+        if shown is not None:
+            st.text_input("Rename the shown run", value=shown.name, max_chars=80, key=f"rename_{shown.id}",
+                          on_change=lambda: state.history().rename(shown.id, st.session_state[f"rename_{shown.id}"]))
+            st.button("Discard the shown run", icon=":material/delete:", key="discard_run", on_click=state.discard,
+                      args=(shown.id,), help="drops it from this session; nothing on disk changes")  # fmt: skip
 
 
 def jobs_panel() -> None:
@@ -73,7 +108,7 @@ def jobs_panel() -> None:
 
 
 def _download_bytes(run, choice: str) -> bytes:
-    """A zip of the run's files: read from its folder for saved runs, serialised for the run made now."""
+    """A zip of the run's files: read from its folder for saved runs, serialised for the session's runs."""
     if choice == state.DEMO:
         return run_archive(state.DEMO_DIR)
     if choice.startswith(state.SAVED):
@@ -81,39 +116,56 @@ def _download_bytes(run, choice: str) -> bytes:
     return zip_files(run_files(run))
 
 
+def download_name(choice: str) -> str:
+    """netembed-<the run's name, with its settings>.zip"""
+    entry = state.history().get(choice)
+    name = entry.name if entry else choice.replace(state.SAVED, "")
+    return f"netembed-{slug(name)}.zip"
+
+
 def save_and_load() -> None:
     run, choice = state.current_run(), state.choice()
-    with st.expander("Save, download, load", icon=":material/save:"):
-        if run is not None and choice == state.CURRENT:
-            name = st.text_input("Run name", value="my-run", max_chars=64, key="save_name",
-                                 help="letters, digits, '.', '_' or '-'")  # fmt: skip
+    flash = st.session_state.pop("ne_flash", None)  # what the last Save said, kept across its rerun
+    with st.expander("Save, download, load", icon=":material/save:", expanded=flash is not None):
+        if flash is not None:
+            st.success(flash)
+        entry = state.entry()
+        if run is not None and entry is not None:
+            if st.session_state.get("save_name_for") != entry.id:  # a new shown run: its name's slug
+                st.session_state["save_name"], st.session_state["save_name_for"] = slug(entry.name), entry.id
+            name = st.text_input("Save as", max_chars=64, key="save_name", help="letters, digits, '.', '_' or '-'")
             if st.button("Save to the runs folder", icon=":material/save:"):
                 try:
                     with st.spinner("Saving..."):
                         # overwrite=False: two users saving under one name must not replace each other's run
                         folder = save_run(run, run_path(state.runs_dir(), name), overwrite=False)
-                    state.mark_saved(name)
-                    st.success(f"Saved to {folder}")
                 except RunError as e:
                     st.error(str(e))
+                else:  # the saved run replaces its unsaved entry; the picker shows it on the rerun
+                    state.history().discard(entry.id)
+                    state.open_next(state.SAVED + name)
+                    st.session_state["ne_flash"] = f"Saved {entry.name!r} to {folder}"
+                    st.rerun()
         if run is not None:
             st.download_button("Download this run (.zip)", data=lambda: _download_bytes(run, choice),
-                               file_name=f"netembed-{state.run_key().replace(':', '-').replace('#', '-')}.zip",
-                               mime="application/zip", on_click="ignore", icon=":material/download:")  # fmt: skip
+                               file_name=download_name(choice), mime="application/zip", on_click="ignore",
+                               icon=":material/download:")  # fmt: skip
         limit_mb = max_upload_bytes() // 2**20  # NETEMBED_MAX_UPLOAD_MB, shared with the archive check
         upload = st.file_uploader("Load a run (.zip)", type=["zip"], key="upload", max_upload_size=limit_mb,
-                                  help=f"a run folder zipped, as downloaded here; at most {limit_mb} MB")  # fmt: skip
+                                  help=f"a run folder zipped, as downloaded here; at most {limit_mb} MB; it joins "
+                                  "this session's runs")  # fmt: skip
         if upload is not None and st.session_state.get("upload_done", (None,))[0] != upload.file_id:
             try:  # each upload is checked once, not on every rerun; its verdict stays beside it
+                state.history().check_room(coming=len(state.running_jobs()))
                 with st.spinner(f"Checking and loading {upload.name}..."):
                     loaded = load_run_archive(upload.getvalue())
-            except RunError as e:
+            except (RunError, HistoryFull) as e:
                 st.session_state["upload_done"] = (upload.file_id, f"Could not load {upload.name}: {e}")
             else:
                 st.session_state["upload_done"] = (upload.file_id, None)
                 loaded.meta["uploaded_from"] = upload.name
-                state.adopt_next_run(loaded)  # the run picker is already drawn: adopt on a fresh run
-                st.rerun()
+                state.add_run(loaded, upload.name.removesuffix(".zip"), "upload")  # an Open button offers it
+                st.rerun()  # the picker is drawn already: list the new entry
         verdict = st.session_state.get("upload_done", (None, None))
         if upload is not None and verdict[0] == upload.file_id and verdict[1]:
             st.error(verdict[1])

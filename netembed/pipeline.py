@@ -106,8 +106,12 @@ def run_pipeline(
     projections: tuple[str, ...] = ("pca", "umap"),
     family: Family | None = None,
     zoo: Zoo | None = None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> Run:
-    """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win)."""
+    """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win).
+
+    `should_stop(step)` is asked after every embedder step (train_embedder); once it said True the run
+    finishes quickly with what it has: the embedder's probes, no baselines or invariance check."""
     seconds = {}
     t = time.perf_counter()
     if family is None:
@@ -135,13 +139,30 @@ def run_pipeline(
     def embedder_progress(step, loss, r2):
         return _tell(progress, "embedder", step / max(1, e_steps), step=step, loss=loss, r2=r2)
 
-    embedder = train_embedder(zoo, cloze_config, progress=embedder_progress, device=device).to("cpu")
+    stopped = []
+
+    def stop_hook(step):
+        if should_stop is not None and should_stop(step):
+            stopped.append(step)
+            return True
+        return False
+
+    embedder = train_embedder(zoo, cloze_config, progress=embedder_progress, device=device,
+                              should_stop=stop_hook).to("cpu")  # fmt: skip
     embedder.embeddings_ = embed(embedder, zoo, seed=EMBED_SEED)
     seconds["embedder"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, progress=progress)
-    invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
+    if stopped:  # cancelled: land fast with the embedder's own probes
+        coeffs = family.coefficients[zoo.task_ids]
+        probes = {"cloze": probe_all(embedder.embeddings_, zoo.task_ids, zoo.is_train, cloze_config.seed,
+                                     coefficients=coeffs)}  # fmt: skip
+        invariance = {}
+        projections = tuple(m for m in projections if m == "pca")
+    else:
+        probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed,
+                                    progress=progress)  # fmt: skip
+        invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
     seconds["probes_and_baselines"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -193,25 +214,41 @@ def projection(run: Run, method: str = "pca") -> np.ndarray:
     return project(embeddings(run), method)
 
 
-def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: ClozeConfig, progress=None) -> list[dict]:
-    """One embedder per (mask_ratio, bottleneck) on one zoo -> table rows of held-out probe scores."""
-    pairs = [(float(r), int(b)) for r in mask_ratios for b in bottlenecks]
+def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: ClozeConfig, progress=None,
+              seeds=None, should_stop: Callable[[int, int], bool] | None = None) -> list[dict]:  # fmt: skip
+    """One embedder per (mask_ratio, bottleneck, seed) on one zoo -> table rows of held-out probe scores.
+
+    seeds: embedder seeds per cell (default: the base config's); several give the spread of each score.
+    should_stop(cell, step) is asked after every embedder step; True ends the sweep with the cells completed
+    (the cell it stopped in is left out: its scores would be of a shorter training)."""
+    seeds = [int(base_config.seed)] if seeds is None else [int(s) for s in seeds]
+    cells = [(float(r), int(b), s) for r in mask_ratios for b in bottlenecks for s in seeds]
     rows = []
-    for i, (ratio, bottleneck) in enumerate(pairs):
-        config = replace(base_config, mask_ratio=ratio, bottleneck=bottleneck)
+    for i, (ratio, bottleneck, seed) in enumerate(cells):
+        config = replace(base_config, mask_ratio=ratio, bottleneck=bottleneck, seed=seed)
         t = time.perf_counter()
 
         def step_progress(step, loss, r2, i=i):
             return None if progress is None else progress(
-                "sweep", (i + step / max(1, config.steps)) / len(pairs),
-                {"mask_ratio": ratio, "bottleneck": bottleneck, "step": step, "loss": loss, "r2": r2})  # fmt: skip
+                "sweep", (i + step / max(1, config.steps)) / len(cells),
+                {"mask_ratio": ratio, "bottleneck": bottleneck, "seed": seed, "step": step, "loss": loss, "r2": r2})  # fmt: skip
 
-        embedder = train_embedder(zoo, config, progress=step_progress)
+        stopped = []
+
+        def stop_hook(step, i=i):
+            if should_stop is not None and should_stop(i, step):
+                stopped.append(step)
+                return True
+            return False
+
+        embedder = train_embedder(zoo, config, progress=step_progress, should_stop=stop_hook)
+        if stopped:
+            break
         p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed)
         rows.append(json_safe({
-            "mask_ratio": ratio, "bottleneck": bottleneck, "linear_accuracy": p["linear_accuracy"],
+            "mask_ratio": ratio, "bottleneck": bottleneck, "seed": seed, "linear_accuracy": p["linear_accuracy"],
             "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "cloze_r2": embedder.cloze_r2_,
-            "seconds": round(time.perf_counter() - t, 2),
+            "n_held_out": int((~zoo.is_train).sum()), "seconds": round(time.perf_counter() - t, 2),
         }))  # fmt: skip
     if progress is not None:
         progress("sweep", 1.0, {})

@@ -43,3 +43,18 @@ def test_errors_become_messages():
     assert a.state == "failed" and a.error == "width must be in 1..4096, got 0" and a.result is None
     assert b.error == "KeyError: 'x'" and "Traceback" in b.detail
     assert c.error == "lr 10 made training diverge"
+
+
+def test_an_embedder_cancelled_before_its_first_report_stops_at_once_and_says_where(tiny_family, tiny_zoo):
+    """Issue 10, bug 2: the embedder checks the cancel at every step (not every steps // LOG_POINTS), and the
+    job's step is the embedder's last step, not the step count the later stages report."""
+    from netembed.config import ClozeConfig
+    from netembed.jobs import embedder_job
+
+    job = embedder_job(tiny_family, tiny_zoo, ClozeConfig(steps=5_000, models_per_batch=4, n_inputs=16))
+    job.cancel()  # asked before the work starts: the first step's check must see it
+    job.start()
+    assert job.wait(120) and job.state == "cancelled"
+    done = job.result.embedder.steps_done_
+    assert done <= 1, f"the embedder ran {done} steps after the cancel (it logs every 100)"
+    assert job.step == done

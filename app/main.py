@@ -17,7 +17,8 @@ from netembed.family import FamilyError  # noqa: E402
 from netembed.gradients import NoExactSections  # noqa: E402
 from netembed.store import RunError  # noqa: E402
 
-st.set_page_config(page_title="netembed", page_icon=":material/hub:", layout="wide")
+# a local file: a material icon or emoji as page_icon makes the browser fetch the favicon from the internet
+st.set_page_config(page_title="netembed", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide")
 sidebar.warm_up()
 
 pages = [
@@ -27,6 +28,7 @@ pages = [
     st.Page("views/embedder.py", title="Embedder", icon=":material/psychology:", url_path="embedder"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+    st.Page("views/compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"),
 ]
 page = st.navigation(pages)
 for new in state.collect_finished():  # results of jobs that ended since the last run join the history here

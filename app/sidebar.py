@@ -131,8 +131,8 @@ def save_and_load() -> None:
             st.success(flash)
         entry = state.entry()
         if run is not None and entry is not None:
-            if st.session_state.get("save_name_for") != entry.id:  # a new shown run: its name's slug
-                st.session_state["save_name"], st.session_state["save_name_for"] = slug(entry.name), entry.id
+            if st.session_state.get("save_name_for") != (entry.id, entry.name):  # another run or a new name
+                st.session_state["save_name"], st.session_state["save_name_for"] = slug(entry.name), (entry.id, entry.name)
             name = st.text_input("Save as", max_chars=64, key="save_name", help="letters, digits, '.', '_' or '-'")
             if st.button("Save to the runs folder", icon=":material/save:"):
                 try:

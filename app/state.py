@@ -147,18 +147,23 @@ def missing_message(value: str) -> str:
     return f"Run {shown!r} not found — showing the demo."
 
 
+def run_for(value: str) -> Run | None:
+    """The run a picker value names (raises RunError for a saved run that does not load)."""
+    if value.startswith(SESSION):
+        found = history().get(value)
+        return found.run if found else None
+    if value.startswith(SAVED):
+        return load_from_disk(run_path(runs_dir(), value[len(SAVED):]))
+    return load_from_disk(DEMO_DIR) if DEMO_DIR.is_dir() else None
+
+
 def current_run() -> Run | None:
     """The run the pages show; None (the reason kept for load_error()) if it cannot be loaded."""
     s = _session()
     c = choice()
     s.pop("load_error", None)  # only this call's verdict counts
     try:
-        if c.startswith(SESSION):
-            return history().get(c).run
-        if c.startswith(SAVED):
-            return load_from_disk(run_path(runs_dir(), c[len(SAVED):]))
-        if DEMO_DIR.is_dir():
-            return load_from_disk(DEMO_DIR)
+        return run_for(c)
     except RunError as e:
         s["load_error"] = f"Could not load {label(c)}: {e}"  # shown once, under the run picker
     return None

@@ -218,3 +218,51 @@ def test_bug8_the_sweep_caption_names_the_settings_it_uses():
     assert "as on the Embedder page" not in captions
     base = load_run(ROOT / "assets" / "demo_run").embedder.config  # every cell's base: the run's own embedder
     assert f"mask unit {base.mask_unit}" in captions and f"seed {base.seed}" in captions, captions
+
+
+# ---------------------------------------------------------------- the new views: landing card, compare, rename
+
+
+def test_the_landing_card_leads_to_the_demos_embeddings_in_one_click():
+    at = fresh()
+    text = " ".join(m.value for m in at.markdown)
+    assert "1 Family" in text and "6 Sweep" in text and "demo run" in text
+    click(at, "See the demo's embeddings")
+    assert at.title[0].value == "Embeddings" and at.selectbox(key="run").value == "demo"
+
+
+def test_compare_two_runs_shows_one_probe_column_per_run():
+    at = fresh()
+    demo = load_run(ROOT / "assets" / "demo_run")
+    at.session_state["ne"]["history"].add(demo, "a copy of the demo", "upload")
+    visit(at, "compare")
+    assert not at.error and not at.info, [e.value for e in [*at.error, *at.info]]
+    table = at.dataframe[0].value
+    n = int((~demo.zoo.is_train).sum())
+    assert list(table.columns) == ["description", f"demo run (bundled) (n={n})", f"a copy of the demo (unsaved) (n={n})"]
+    assert table.iloc[0, 1] == table.iloc[0, 2]  # the same run twice: the same scores
+    assert at.query_params.get("cmp_runs") is not None  # the comparison is in the link
+
+
+def test_a_run_is_renamed_and_its_csv_names_carry_the_name():
+    at = fresh()
+    settle(at, start_zoo(at, k=2))
+    click(at, "Open", at.sidebar)
+    shown = at.selectbox(key="run").value
+    at.sidebar.text_input(key=f"rename_{shown}").set_value("my first zoo").run()
+    assert "my first zoo (unsaved)" in at.selectbox(key="run").options
+    assert at.sidebar.text_input(key="save_name").value == "my-first-zoo"
+
+
+def test_the_history_is_bounded_by_refusing_new_jobs_never_by_dropping():
+    from app.history import MAX_UNSAVED
+
+    at = visit(fresh(), "zoo")
+    demo = load_run(ROOT / "assets" / "demo_run")
+    for i in range(MAX_UNSAVED):
+        at.session_state["ne"]["history"].add(demo, f"copy {i}", "upload")
+    at.run()
+    click(at, "Train zoo")
+    assert any(f"at most {MAX_UNSAVED}" in e.value for e in at.error), [e.value for e in at.error]
+    assert "zoo" not in at.session_state["ne"]["jobs"]
+    assert len(at.session_state["ne"]["history"].entries) == MAX_UNSAVED

@@ -35,8 +35,10 @@ for new in state.collect_finished():  # results of jobs that ended since the las
     st.toast(f"{new.made_by.capitalize()} finished: {new.name}. Open it from the sidebar.", icon=":material/check:")
 widgets.carry_url()  # every setting this session holds stays in the URL, whichever page draws it
 with st.sidebar:
-    sidebar.run_picker()
-    sidebar.jobs_panel()
+    with st.container():  # one element each, whatever they hold: the later ones never shift (no stale copies)
+        sidebar.run_picker()
+    with st.container():
+        sidebar.jobs_panel()
     sidebar.save_and_load()
 if state.missing():
     st.error(state.missing_message(state.missing()), icon=":material/link_off:")

@@ -57,8 +57,9 @@ def run_picker() -> None:
         st.query_params[state.PICKER] = picked  # while a link's run is missing, its URL stays as it was
     run = state.current_run()
     error = state.load_error()
+    about = st.container()  # what comes and goes here never shifts the sidebar's later elements
     if error:
-        st.error(error)
+        about.error(error)
     if run is not None:
         z = run.zoo
         parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]
@@ -67,16 +68,31 @@ def run_picker() -> None:
             parts.append("not saved yet")
         elif picked.startswith(state.SAVED):
             parts.append(f"saved as {picked[len(state.SAVED):]}")
-        st.caption("; ".join(parts))
-    history_panel()
+        about.caption("; ".join(parts))
+    with st.container():
+        history_panel()
+
+
+def widget_key(entry_id: str) -> str:
+    """A widget key from an entry id: its hex part (keys stay plain words)."""
+    return entry_id.removeprefix(SESSION)
 
 
 def history_panel() -> None:
     """This session's unsaved runs: rename or discard the shown one; open the ones jobs just added."""
-    for new in state.notices():
-        c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption(f"New: **{new.name}**")
-        c2.button("Open", key=f"open_{new.id}", on_click=state.open_run, args=(new.id,), type="primary")
+    # one container for every notice: the elements after it keep their place when notices come and go (a
+    # shifting expander was seen drawn twice in the browser, the stale copy beside the new one)
+    box = st.container()
+    for new in reversed(state.notices()):  # newest first
+        box.caption(f"New: **{new.name}**")
+        c2, c3 = box.columns(2)
+        # "Open run", not "Open": the run picker's dropdown toggle is a button named "Open" for screen readers
+        if c2.button("Open run", key=f"open_{widget_key(new.id)}", type="primary"):
+            state.open_next(new.id)
+            st.rerun()
+        if c3.button("Hide", key=f"hide_{widget_key(new.id)}", help="the run stays in this session's runs; only this notice goes"):
+            state.dismiss(new.id)
+            st.rerun()
     entries = state.history().newest_first()
     if not entries:
         return
@@ -85,10 +101,14 @@ def history_panel() -> None:
             st.caption(f"{'▶ ' if e.id == state.choice() else ''}{e.name} · {e.made_by} · not saved")
         shown = state.entry()
         if shown is not None:
-            st.text_input("Rename the shown run", value=shown.name, max_chars=80, key=f"rename_{shown.id}",
-                          on_change=lambda: state.history().rename(shown.id, st.session_state[f"rename_{shown.id}"]))
-            st.button("Discard the shown run", icon=":material/delete:", key="discard_run", on_click=state.discard,
-                      args=(shown.id,), help="drops it from this session; nothing on disk changes")  # fmt: skip
+            key = f"rename_{widget_key(shown.id)}"
+            st.text_input("Rename the shown run", value=shown.name, max_chars=80, key=key,
+                          on_change=lambda: state.history().rename(shown.id, st.session_state[key]))
+            if st.button("Discard the shown run", icon=":material/delete:", key="discard_run",
+                         help="drops it from this session; nothing on disk changes"):  # fmt: skip
+                state.open_next(state.DEMO)
+                state.discard(shown.id)
+                st.rerun()
 
 
 def jobs_panel() -> None:

@@ -196,8 +196,6 @@ def dismiss(entry_id: str) -> None:
 
 def discard(entry_id: str) -> None:
     """Drop an unsaved run (the user asked); the view goes to the demo if it showed that run."""
-    if st.session_state.get(PICKER) == entry_id:
-        open_run(DEMO)
     history().discard(entry_id)
     dismiss(entry_id)
     s = _session()

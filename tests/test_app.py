@@ -49,7 +49,7 @@ def train_tiny_zoo(at: AppTest) -> AppTest:
 
 def open_new_run(at: AppTest) -> AppTest:
     """Click the sidebar's Open button of the run a job just added (the view never moves by itself)."""
-    next(b for b in at.sidebar.button if b.label == "Open").click().run()
+    next(b for b in at.sidebar.button if b.label == "Open run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="run").value.startswith("session:")
     return at

@@ -91,7 +91,7 @@ def test_bug1_a_finished_job_offers_its_run_and_the_upload_is_a_new_entry():
     settle(at, job)
     assert at.selectbox(key="run").value == "demo" and not any("no embedder" in i.value for i in at.info)
     assert any(c.value.startswith("New:") for c in at.sidebar.caption)  # and a toast said so when it ended
-    click(at, "Open", at.sidebar)  # the explicit action that moves the picker
+    click(at, "Open run", at.sidebar)  # the explicit action that moves the picker
     assert at.selectbox(key="run").value != "demo"
     opened = at.selectbox(key="run").value
     at.sidebar.file_uploader(key="upload").upload("from-a-colleague.zip", run_archive(ROOT / "assets" / "demo_run"),
@@ -165,7 +165,7 @@ def test_bug4_the_zoo_tables_filters_are_in_the_url():
 def test_bug5_save_updates_the_sidebar_at_once(private_runs_folder):
     at = fresh()
     settle(at, start_zoo(at, k=2))
-    click(at, "Open", at.sidebar) if any(b.label.startswith("Open") for b in at.sidebar.button) else None
+    click(at, "Open run", at.sidebar) if any(b.label == "Open run" for b in at.sidebar.button) else None
     at.sidebar.text_input(key="save_name").set_value("kept-now").run()
     click(at, "Save to the runs folder", at.sidebar)  # one script run, no extra rerun by the test
     assert (private_runs_folder / "kept-now" / "meta.json").is_file()
@@ -247,9 +247,9 @@ def test_compare_two_runs_shows_one_probe_column_per_run():
 def test_a_run_is_renamed_and_its_csv_names_carry_the_name():
     at = fresh()
     settle(at, start_zoo(at, k=2))
-    click(at, "Open", at.sidebar)
+    click(at, "Open run", at.sidebar)
     shown = at.selectbox(key="run").value
-    at.sidebar.text_input(key=f"rename_{shown}").set_value("my first zoo").run()
+    at.sidebar.text_input(key=f"rename_{shown.removeprefix('session:')}").set_value("my first zoo").run()
     assert "my first zoo (unsaved)" in at.selectbox(key="run").options
     assert at.sidebar.text_input(key="save_name").value == "my-first-zoo"
 

@@ -28,7 +28,7 @@ def start_zoo(at: AppTest, n_functions: int, steps: int = 60):
 def open_new_run(at: AppTest) -> AppTest:
     """Run the script (the ended job's run joins the history) and click its Open button in the sidebar."""
     at.run()
-    next(x for x in at.sidebar.button if x.label == "Open").click().run()
+    next(x for x in at.sidebar.button if x.label == "Open run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

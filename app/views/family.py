@@ -28,11 +28,10 @@ def landing_card() -> None:
         st.markdown("**The study, in order:** 1 Family (the target functions) → 2 Zoo (train networks on them) → "
                     "3 Gradients (what the embedder sees) → 4 Embedder (train it) → 5 Embeddings (where the "
                     "networks land, probes) → 6 Sweep (mask ratio × bottleneck); then Compare runs.")  # fmt: skip
-        c1, c2 = st.columns([1, 3], vertical_alignment="center")
-        if c1.button("See the demo's embeddings", type="primary", icon=":material/scatter_plot:", key="landing_go"):
+        if st.button("See the demo's embeddings", type="primary", icon=":material/scatter_plot:", key="landing_go"):
             state.open_next(state.DEMO)  # the user's click: show the demo there
             st.switch_page("views/embeddings.py")
-        c2.caption("Or start at step 1 below: choose a family, then train a zoo on it.")
+        st.caption("Or start at step 1 below: choose a family, then train a zoo on it.")
 
 
 landing_card()

@@ -61,7 +61,7 @@ def training_figure(steps, series: dict[str, list[float]], title: str | None = N
         fig.add_scatter(x=list(steps), y=list(values), name=name.replace("_", " "), mode="lines",
                         line=dict(color=PALETTE[i % len(PALETTE)]), secondary_y=right)  # fmt: skip
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", dtick="D2", exponentformat="e", title_text="loss", secondary_y=False)  # 1, 2, 5 per decade
+    fig.update_yaxes(type="log", dtick=1, exponentformat="e", title_text="loss", secondary_y=False)  # decades only
     if any(n.lower().startswith("r2") for n in series):
         # own ticks, no grid: the right axis must not inherit the log axis's tick positions
         fig.update_yaxes(title_text="R²", tickmode="auto", showgrid=False, secondary_y=True)
@@ -77,7 +77,7 @@ def zoo_curves_figure(zoo: Zoo) -> go.Figure:
             median = np.nanmedian(np.where(np.isfinite(curves), curves, np.nan), axis=0)
         fig.add_scatter(x=zoo.log_steps, y=median, name=f"f{k}", mode="lines", line=dict(color=function_colour(k)))
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", exponentformat="e", title_text="median training MSE")  # 1e-5, not "10µ"
+    fig.update_yaxes(type="log", dtick=1, exponentformat="e", title_text="median training MSE")  # decades only, 1e-5
     return _layout(fig, "training loss per function", height=340)
 
 
@@ -87,7 +87,7 @@ def zoo_frame(zoo: Zoo) -> pd.DataFrame:
         "model": np.arange(zoo.n_models),
         "function": zoo.task_ids,
         "replicate": zoo.replicates,
-        "seed": zoo.seeds,
+        "init seed": zoo.seeds,
         "split": np.where(zoo.is_train, "train", "held-out"),
         "fit_mse": zoo.fit_mse,
         "failed": failed(zoo),  # divergence.failed: the one meaning of "failed"
@@ -135,7 +135,7 @@ def gradient_figure(
     samples = input_gradients(zoo, sample_x)[models] if sample_x is not None else None
     for j, i in enumerate(models):
         colour = PALETTE[(j + 1) % len(PALETTE)] if len(tasks) == 1 else function_colour(zoo.task_ids[i])
-        name = f"model {i} (f{zoo.task_ids[i]}, seed #{zoo.replicates[i]})"
+        name = f"model {i} (f{zoo.task_ids[i]}, replicate {zoo.replicates[i]})"
         group = dict(legendgroup=f"m{i}", line=dict(color=colour, width=1.5))
         fig.add_scatter(x=x, y=outputs[j], name=name, row=1, col=1, **group)
         if sections is not None:
@@ -201,7 +201,7 @@ def embedding_figure(points: np.ndarray, zoo: Zoo, selected: int | None = None, 
                 marker=dict(color=function_colour(k), symbol=symbol, size=9, line=dict(width=1.5, color=function_colour(k))),
                 customdata=custom.tolist(),  # plain lists: a chart selection hands them back as they are
                 hovertemplate="model %{customdata[0]:.0f}<br>function f%{customdata[1]:.0f}<br>"
-                "seed #%{customdata[2]:.0f} (init %{customdata[3]:.0f})<br>fit MSE %{customdata[4]:.2e}"
+                "replicate %{customdata[2]:.0f} (init seed %{customdata[3]:.0f})<br>fit MSE %{customdata[4]:.2e}"
                 f"<br>{s}<extra></extra>",
             )  # fmt: skip
     if selected is not None:

@@ -150,3 +150,8 @@ def test_compare_figure_has_a_panel_per_run_and_each_legend_entry_once(tiny_zoo)
     shown = [t.name for t in fig.data if t.showlegend]
     assert len(shown) == len(set(shown)) == len({t.name for t in fig.data})
     assert {t.xaxis for t in fig.data} == {"x", "x2"}
+
+
+def test_log_axes_show_decades_only(tiny_zoo):
+    for fig in (plots.training_figure([1, 2], {"loss": [1.0, 0.01]}), plots.zoo_curves_figure(tiny_zoo)):
+        assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1  # 1e-3, 1e-2, ...: no 2 and 5 between

@@ -54,7 +54,7 @@ c1, c2 = st.columns([1, 3])
 with c1:
     method = widgets.choice("Projection", "emb_method", list(METHODS), "pca", fmt=str.upper, horizontal=True)
     model = widgets.choice("Model", "emb_model", list(range(zoo.n_models)), 0,
-                           fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, seed #{zoo.replicates[i]})",
+                           fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, replicate {zoo.replicates[i]})",
                            help="or click a point in the scatter")  # fmt: skip
     n_neighbours = widgets.slider("Neighbours", "emb_k", 4, 1, 12)
 with c2:

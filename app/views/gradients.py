@@ -37,16 +37,16 @@ failed = state.derived("failed", lambda: failed_models(zoo))  # divergence.faile
 c1, c2, c3 = st.columns([1, 3, 1])
 with c1:
     k = widgets.choice("Function", "grad_f", list(range(family.n_functions)), 0, fmt=lambda k: f"f{k}")
-    overlay = widgets.toggle("All seeds", "grad_all", False,
-                             help="overlay every model of this function, to see seed-to-seed differences")  # fmt: skip
+    overlay = widgets.toggle("All replicates", "grad_all", False,
+                             help="overlay every model of this function (each trained from its own init seed), to see replicate-to-replicate differences")  # fmt: skip
 members = np.flatnonzero(zoo.task_ids == k).tolist()
 with c2:
     if overlay:  # every model is drawn: a picker would only read "Choose options"
-        st.caption(f"All {len(members)} models of f{k} are drawn (turn off **All seeds** to pick some).")
+        st.caption(f"All {len(members)} models of f{k} are drawn (turn off **All replicates** to pick some).")
         models = members
     else:  # a kept choice from another function or run falls back to this function's first models
         models = widgets.multi("Models", "grad_models", members, members[:2],
-                               fmt=lambda i: f"model {i} (seed #{zoo.replicates[i]}{', failed' if failed[i] else ''})")  # fmt: skip
+                               fmt=lambda i: f"model {i} (replicate {zoo.replicates[i]}{', failed' if failed[i] else ''})")  # fmt: skip
 with c3:
     n_samples = widgets.slider("Sampled inputs", "grad_n", 32, 0, 256, help="random x where gradients are sampled")
 if not models:

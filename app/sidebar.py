@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import state
 from app.history import MAX_UNSAVED, SESSION, HistoryFull, slug
+from app.jobs_ui import STAGES
 from netembed.archive import load_run_archive, run_archive, zip_files
 from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
@@ -122,7 +123,8 @@ def jobs_panel() -> None:
         if not jobs:
             st.rerun()  # a job ended: a full run collects its result
         for j in jobs:
-            st.progress(j.fraction, text=f"{j.name}: step {j.step}/{j.total}")
+            stage = f" · {STAGES.get(j.stage, j.stage)}" if j.stage else ""
+            st.progress(j.fraction, text=f"{j.name}: step {j.step}/{j.total}{stage}")
 
     poll()
 

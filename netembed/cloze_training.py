@@ -59,8 +59,12 @@ def validation_r2(embedder: Embedder, batch) -> float:
         return masked_r2(embedder(x, true, masked), true, masked)
 
 
-def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu") -> Embedder:
-    """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
+def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu",
+                   should_stop: Callable[[int], bool] | None = None) -> Embedder:  # fmt: skip
+    """Train on the cloze task over the zoo's training split; `progress` may return False to stop early.
+
+    `should_stop(step)` is asked after every step (progress only at the LOG_POINTS logged steps): a cancel
+    lands at the next step, and a caller sees every step reached. True stops, logging the partial window."""
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
         torch.manual_seed(config.seed)
         embedder = Embedder(config).to(device)
@@ -96,7 +100,8 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
         torch.nn.utils.clip_grad_norm_(embedder.parameters(), 1.0)
         opt.step()
         window, span = window + loss.item(), span + 1
-        if step % log_every == 0 or step == config.steps:
+        stopping = should_stop is not None and bool(should_stop(step))
+        if step % log_every == 0 or step == config.steps or stopping:
             embedder.eval()
             r2 = validation_r2(embedder, val)
             embedder.train()
@@ -106,6 +111,8 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
             window, span = 0.0, 0
             if progress is not None and progress(step, losses[-1], r2) is False:
                 break
+        if stopping:
+            break
     embedder.eval()
     embedder.seconds_ = time.perf_counter() - start
     embedder.steps_done_ = step if config.steps else 0

@@ -133,7 +133,7 @@ def make_polynomial_family(config: FamilyConfig) -> Family:
                 raise FamilyError(
                     f"could not draw {config.n_functions} functions whose derivatives differ by at least "
                     f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {k} found "
-                    f"(closest rejected pair: {closest:.3g}). Lower min_derivative_distance, ask for fewer "
+                    f"(closest rejected pair: {closest:.3g}). Lower the variety threshold (min_derivative_distance, --min-distance), ask for fewer "
                     f"functions, or allow higher degrees and more tries ({MANY_FUNCTIONS_HINT})."
                 )
             degree = int(rng.integers(config.degree_min, config.degree_max + 1))

@@ -216,7 +216,7 @@ def print_compare(c):
         print(f"{label:22s} {b[key]:9.2f} {a[key]:9.2f} {b[key] / max(a[key], 1e-9):7.2f}")
     for stage in a["stage_seconds"]:
         x, y = b["stage_seconds"].get(stage, float("nan")), a["stage_seconds"][stage]
-        print(f"  stage {stage:14s} {x:9.2f} {y:9.2f} {x / max(y, 1e-9):7.2f}")
+        print(f"  {stage:20s} {x:9.2f} {y:9.2f} {x / max(y, 1e-9):7.2f}")
     print(f"held-out probes ({', '.join(PROBE_SCORES)}), before -> after; cloze R2 {b['cloze_r2']:.3f} -> {a['cloze_r2']:.3f}")
     for name in a["probes"]:
         cells = [f"{_num(b['probes'].get(name, {}).get(k))}->{_num(a['probes'][name].get(k))}" for k in PROBE_SCORES]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .adamw import FusedAdamW
 from .cloze_model import Embedder
 from .cloze_task import GradientSource, draw_inputs, make_mask, rms_gradient
 from .config import ClozeConfig
@@ -86,8 +87,8 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     val_ids = torch.as_tensor(np.flatnonzero(~zoo.is_train & usable), device=device)
     embedder.grad_scale.fill_(rms_gradient(source, train_ids))
     val = _validation_batch(source, val_ids, config, device)
-    # fused: one kernel over all parameters instead of a loop of small ops per tensor (CPU and CUDA have it)
-    opt = torch.optim.AdamW(embedder.parameters(), lr=config.lr, weight_decay=1e-4, fused=True)
+    # torch's fused AdamW kernel (one pass over all parameters), without importing torch._dynamo: adamw.py
+    opt = FusedAdamW(embedder.parameters(), lr=config.lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(config.seed)
     log_every = max(1, config.steps // LOG_POINTS)
     losses, steps, r2s, window, span = [], [], [], 0.0, 0
@@ -100,9 +101,8 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
         true, sections = source.gradients_and_sections(ids, x)  # (B, N) each
         masked = make_mask(sections, config.mask_ratio, gen)
         loss = embedder.masked_error(x, true, masked).pow(2).mean()  # MSE on the masked gradients only
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, config)
-        opt.zero_grad(set_to_none=True)
+        opt.lr = lr_at(step - 1, config)
+        opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(embedder.parameters(), 1.0)
         opt.step()

@@ -1,13 +1,11 @@
 """The dashboard's entry point: `streamlit run app/main.py`. It only builds the navigation and the sidebar."""
 
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the repository root
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")  # umap's compiled kernels survive restarts
 
 import streamlit as st  # noqa: E402
 

@@ -163,7 +163,6 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="interleaved before/after rounds of --compare")
     parser.add_argument("--out", default=str(RESULTS / "pipeline_speed.json"))
     args = parser.parse_args(argv)
-    os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")
     load = [os.getloadavg()[0]]
     result = {"threads": args.threads, "torch": torch.__version__, "cores": os.cpu_count()}
     if not args.no_end_to_end:

@@ -2,11 +2,13 @@
 
     python -m benchmarks.zoo_speed                      # 100 models 1->32->32->1, batch 256, 300 steps
     python -m benchmarks.zoo_speed --threads 2 --device cuda
+    python -m benchmarks.zoo_speed --compare-cflags=-mno-avx512f   # also the kernel without AVX-512
 
 1. loop: one nn.Sequential per model with its own torch.optim.Adam, stepped in a Python
    loop (what a notebook does), with the same inits, inputs, targets and lr schedule;
 2. vectorised: netembed's train_zoo (engine "auto": the fused C kernel on the CPU) and,
-   for reference, its plain autograd engine;
+   for reference, its plain autograd engine; with --compare-cflags, also the kernel built with
+   those extra compiler flags ($NETEMBED_KERNEL_CFLAGS, e.g. -mno-avx512f), in the same rounds;
 3. matmul: one square float32 matmul repeated for the same total FLOPs as the zoo run,
    the machine's reference peak.
 
@@ -20,6 +22,7 @@ work and Adam are not counted. Writes benchmarks/results/zoo_speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -116,6 +119,20 @@ def zoo_seconds(family, config, device, engine, overhead_cpu=0.0):
     return zoo, zoo.seconds, time.process_time() - cpu - overhead_cpu
 
 
+@contextlib.contextmanager
+def kernel_cflags(flags: str):
+    """Within: the kernel is built and loaded with these extra compiler flags (zoo_kernel.py)."""
+    old = os.environ.get("NETEMBED_KERNEL_CFLAGS")
+    os.environ["NETEMBED_KERNEL_CFLAGS"] = flags
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["NETEMBED_KERNEL_CFLAGS"]
+        else:
+            os.environ["NETEMBED_KERNEL_CFLAGS"] = old
+
+
 def machine() -> dict:
     cpu = platform.processor()
     try:
@@ -139,6 +156,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds")
     parser.add_argument("--threads", type=int, default=1, help="threads for all three (torch and the kernel; 1 is robust on a shared machine)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compare-cflags", default="", help='also time the kernel built with these extra C flags, e.g. "-mno-avx512f"')
     parser.add_argument("--out", default=str(RESULTS / "zoo_speed.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -150,11 +168,15 @@ def main(argv=None):
     flops = flops_per_model_step(config) * n * config.steps  # one full zoo run
     loop = LoopZoo(family, config, args.device)
     chunk = max(1, config.steps // args.rounds)
-    names = ("loop", "vectorised", "vectorised_autograd", "matmul_model_steps")
+    names = ("loop", "vectorised", "vectorised_autograd", "matmul_model_steps") + (("vectorised_cflags",) if args.compare_cflags else ())
     rates = {clock: {k: [] for k in names} for clock in ("wall", "cpu")}
     matmul_gflops, load = {"wall": [], "cpu": []}, [os.getloadavg()[0]]
     train_zoo(family, ZooConfig(**{**config.__dict__, "steps": 2}), device=args.device)  # builds the kernel once
     _, _, overhead = zoo_seconds(family, ZooConfig(**{**config.__dict__, "steps": 0}), args.device, "auto")
+    cflags_engine = None
+    if args.compare_cflags:
+        with kernel_cflags(args.compare_cflags):  # build it outside the timed rounds
+            cflags_engine = train_zoo(family, ZooConfig(**{**config.__dict__, "steps": 2}), device=args.device).engine
 
     def record(name, seconds, model_steps):
         for clock, s in zip(("wall", "cpu"), seconds):
@@ -166,6 +188,9 @@ def main(argv=None):
         engine, fit = zoo.engine, zoo.fit_mse
         record("vectorised", seconds, n * config.steps)
         record("vectorised_autograd", zoo_seconds(family, config, args.device, "autograd", overhead)[1:], n * config.steps)
+        if args.compare_cflags:
+            with kernel_cflags(args.compare_cflags):
+                record("vectorised_cflags", zoo_seconds(family, config, args.device, "auto", overhead)[1:], n * config.steps)
         seconds = matmul_seconds(flops, args.device)
         record("matmul_model_steps", seconds, n * config.steps)
         for clock, s in zip(("wall", "cpu"), seconds):
@@ -179,10 +204,13 @@ def main(argv=None):
         summary[clock] = {"model_steps_per_s": m, "vectorised_over_loop": m["vectorised"] / m["loop"],
                           "autograd_over_loop": m["vectorised_autograd"] / m["loop"], "vectorised_gflops": gflops,
                           "matmul_gflops": peak, "fraction_of_matmul_peak": gflops / peak}  # fmt: skip
+        if args.compare_cflags:
+            summary[clock]["cflags_over_loop"] = m["vectorised_cflags"] / m["loop"]
     result = {
         "zoo": {"models": n, "width": config.width, "depth": config.depth, "batch": config.batch_size,
                 "steps": config.steps, "flops_per_model_step": flops_per_model_step(config)},  # fmt: skip
         "device": args.device, "threads": args.threads, "engine": engine, "machine": machine(),
+        "compare_cflags": args.compare_cflags, "cflags_engine": cflags_engine,
         "wall": summary["wall"], "cpu": summary["cpu"], "all_rounds": rates,
         "median_fit_mse": float(torch.as_tensor(fit).median()),
         "load_average_1min": load,
@@ -204,6 +232,8 @@ def print_table(r):
     print(f"{'trainer':34s} {'model-steps/s':>14s} {'x loop':>7s} {'(CPU time)':>14s} {'x loop':>7s}")
     rows = [("loop of nn.Modules + Adam each", "loop"), (f"netembed vectorised ({r['engine']})", "vectorised"),
             ("netembed vectorised (autograd)", "vectorised_autograd"), ("matmul, same FLOPs", "matmul_model_steps")]  # fmt: skip
+    if r["compare_cflags"]:
+        rows.insert(2, (f"  ({r['cflags_engine']}, {r['compare_cflags']})", "vectorised_cflags"))
     for name, key in rows:
         print(f"{name:34s} {w[key]:14.0f} {w[key] / w['loop']:7.1f} {c[key]:14.0f} {c[key] / c['loop']:7.1f}")
     for clock in ("wall", "cpu"):
@@ -211,6 +241,8 @@ def print_table(r):
         print(f"[{clock:4s}] vectorised / loop: {s['vectorised_over_loop']:.1f}x (target >= 20x); "
               f"{s['vectorised_gflops']:.1f} GFLOP/s = {100 * s['fraction_of_matmul_peak']:.0f}% of the measured "
               f"matmul peak {s['matmul_gflops']:.1f} GFLOP/s (target >= 30%)")  # fmt: skip
+        if r["compare_cflags"]:
+            print(f"[{clock:4s}] vectorised with {r['compare_cflags']} / loop: {s['cflags_over_loop']:.1f}x (target >= 20x)")
     print(r["note"])
 
 

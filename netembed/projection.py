@@ -1,20 +1,23 @@
 """2D projections of embeddings for plots: PCA (instant) and UMAP (imported lazily).
 
 umap-learn compiles with numba: a cold import takes tens of seconds and the first fit
-more. `warm_umap()` pays that once (e.g. when an app starts), with numba's cache in a
-writable folder so later processes reuse the compiled code.
+more. `warm_umap()` pays that once (e.g. when an app starts), with numba's cache in this
+user's private cache folder (user_cache.py) so later processes reuse the compiled code and
+no other local user can plant entries in it (numba reads its cache index with pickle).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import numpy as np
 from sklearn.decomposition import PCA
 
+from . import user_cache
+
 METHODS = ("pca", "umap")
-NUMBA_CACHE = "/tmp/netembed-numba-cache"
 
 
 def _as_2d_input(features) -> np.ndarray:
@@ -25,8 +28,34 @@ def _as_2d_input(features) -> np.ndarray:
     return f
 
 
+def use_private_numba_cache() -> None:
+    """Point NUMBA_CACHE_DIR at a folder only this user can write, before numba is imported.
+
+    A NUMBA_CACHE_DIR the user set is kept if it passes user_cache's checks; otherwise (with one
+    warning) ours is used, and if ours is refused too numba keeps its default (beside the installed
+    package, or ~/.cache/numba). numba reads the variable once, at import: later calls change nothing.
+    """
+    explicit = os.environ.get("NUMBA_CACHE_DIR")
+    if explicit:
+        try:
+            user_cache.checked_folder(explicit)
+            return
+        except OSError as err:
+            reason = f"NUMBA_CACHE_DIR is not safe to use ({err})"
+    else:
+        reason = None
+    try:
+        os.environ["NUMBA_CACHE_DIR"] = str(user_cache.private_folder("numba"))
+        if reason:
+            warnings.warn(f"{reason}; using {os.environ['NUMBA_CACHE_DIR']}", RuntimeWarning, stacklevel=3)
+    except OSError as err:
+        os.environ.pop("NUMBA_CACHE_DIR", None)
+        warnings.warn(f"{reason + '; ' if reason else ''}{err}: numba keeps its default cache", RuntimeWarning, stacklevel=3)
+
+
 def _import_umap():
-    os.environ.setdefault("NUMBA_CACHE_DIR", NUMBA_CACHE)
+    if "numba" not in sys.modules:
+        use_private_numba_cache()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import umap

@@ -241,7 +241,8 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
     only when the kernel should run here but cannot be built."""
     if engine not in ("auto", "kernel", "autograd"):
         raise ValueError(f"engine must be auto, kernel or autograd, got {engine!r}")
-    if engine == "autograd" or (engine == "auto" and zoo_kernel.why_unavailable(config, device)):
+    # a missing compiler is not a reason to skip silently: KernelStep raises it and we warn below
+    if engine == "autograd" or (engine == "auto" and zoo_kernel.why_unavailable(config, device, check_compiler=False)):
         return AutogradStep(layers, config), "autograd"
     try:
         return zoo_kernel.KernelStep(layers, config, lr_at), "kernel"

@@ -29,10 +29,25 @@
 #endif
 #define S 16 /* samples per block */
 
-/* A row of W floats is NV vectors of VL lanes (GCC vector extensions, so no intrinsics). */
-#if W % 16 == 0
+/* A row of W floats is NV vectors of VL lanes (GCC vector extensions, so no intrinsics).
+ * VL never exceeds the machine's vector width: a 16-lane vector without AVX-512 is split
+ * by GCC, partly into scalar code (measured 40x slower on AVX2 with -mno-avx512f). */
+#if defined(__AVX512F__)
+#define VMAX 16
+#define VREGS 32
+#elif defined(__AVX__)
+#define VMAX 8
+#define VREGS 16
+#elif defined(__ARM_NEON)
+#define VMAX 4
+#define VREGS 32
+#else /* SSE2 (every x86-64) and the rest: 128-bit vectors, 16 registers */
+#define VMAX 4
+#define VREGS 16
+#endif
+#if W % 16 == 0 && VMAX >= 16
 #define VL 16
-#elif W % 8 == 0
+#elif W % 8 == 0 && VMAX >= 8
 #define VL 8
 #elif W % 4 == 0
 #define VL 4
@@ -45,8 +60,8 @@ typedef float vec __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof
 #else
 typedef float vec;
 #endif
-/* rows per register block: R x NV accumulators stay in the 32 vector registers */
-#define R_FIT (16 / NV > 0 ? 16 / NV : 1)
+/* rows per register block: R x NV accumulators stay in half the vector registers */
+#define R_FIT ((VREGS / 2) / NV > 0 ? (VREGS / 2) / NV : 1)
 #define R (R_FIT < S ? R_FIT : S)
 
 /* Like torch, both propagate NaN (a NaN fails every comparison). */

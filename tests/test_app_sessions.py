@@ -4,12 +4,17 @@ Two AppTest sessions in one process share what a real server shares (st.cache_re
 the runs folder) and nothing else, so they stand in for two browsers.
 """
 
+import threading
+
 import pytest
 from streamlit.testing.v1 import AppTest
+
+import netembed.zoo as zoo_module
 
 from app_session import fresh, visit
 
 pytestmark = pytest.mark.usefixtures("private_runs_folder")
+WAIT_S = 120  # generous: a loaded machine must not fail a test, a hung job must not hang the suite
 
 
 def start_zoo(at: AppTest, n_functions: int, steps: int = 60):
@@ -30,13 +35,45 @@ def zoo_table(at: AppTest):
     return at.dataframe[0].value
 
 
-def test_two_sessions_training_at_once_keep_their_own_zoos():
+def gate_training_of(n_models: int, monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Make any zoo of `n_models` models stop before its first step until the test says so.
+
+    Returns (entered, release): `entered` is set once such a zoo is inside its training loop,
+    and it stays there until `release` is set. The overlap of two jobs is then a fact the test
+    arranges, not a race between a training of a second or so and the test's own pace.
+    """
+    entered, release = threading.Event(), threading.Event()
+    real_make_step = zoo_module.make_step
+
+    def gated_make_step(layers, *args, **kwargs):
+        train_step, engine = real_make_step(layers, *args, **kwargs)
+        if layers[0][0].shape[0] != n_models:  # (n_models, fan_in, fan_out): another zoo trains freely
+            return train_step, engine
+
+        def gated_step(*step_args, **step_kwargs):
+            entered.set()
+            assert release.wait(WAIT_S), "the test never released the gated zoo"
+            return train_step(*step_args, **step_kwargs)
+
+        return gated_step, engine
+
+    monkeypatch.setattr(zoo_module, "make_step", gated_make_step)
+    return entered, release
+
+
+def test_two_sessions_training_at_once_keep_their_own_zoos(monkeypatch):
+    entered, release = gate_training_of(2 * 3, monkeypatch)  # A's zoo: 2 functions x 3 models
     a, b = fresh(), fresh()
-    job_a = start_zoo(a, 2, steps=20_000)
-    job_b = start_zoo(b, 3)
-    assert job_a.running, "A's job should still be training while B starts: they overlap"
-    assert job_a is not job_b
-    assert job_b.wait(60) and job_a.wait(120)
+    job_a = start_zoo(a, 2)
+    try:
+        assert entered.wait(WAIT_S), "A's zoo never started training"
+        job_b = start_zoo(b, 3)  # B trains to the end while A is held inside its training loop
+        assert job_b.wait(WAIT_S) and job_b.state == "done", job_b.error
+        assert job_a.running, "A's job is held at its first step, so it must still be running"
+        assert job_a is not job_b
+    finally:
+        release.set()
+    assert job_a.wait(WAIT_S) and job_a.state == "done", job_a.error
     a.run()
     b.run()
     table_a, table_b = zoo_table(a), zoo_table(b)
@@ -49,7 +86,7 @@ def test_two_sessions_training_at_once_keep_their_own_zoos():
 
 def test_a_run_reaches_another_session_only_once_saved_and_loaded(private_runs_folder):
     a, b = fresh(), fresh()
-    assert start_zoo(a, 2).wait(60)
+    assert start_zoo(a, 2).wait(WAIT_S)
     a.run()
     b.run()
     assert b.session_state["ne"]["made"] is None  # A's unsaved run is nowhere in B
@@ -62,7 +99,7 @@ def test_a_run_reaches_another_session_only_once_saved_and_loaded(private_runs_f
     assert len(b.selectbox(key="run").options) == 2
     b.selectbox(key="run").set_value("saved:from-a").run()
     assert len(zoo_table(b)) == 6
-    assert start_zoo(a, 3).wait(60)  # A carries on, unsaved: B keeps what was saved
+    assert start_zoo(a, 3).wait(WAIT_S)  # A carries on, unsaved: B keeps what was saved
     a.run()
     b.run()
     assert len(zoo_table(a)) == 9 and len(zoo_table(b)) == 6
@@ -73,7 +110,7 @@ def test_a_saved_run_survives_a_server_restart(private_runs_folder):
     import streamlit as st
 
     a = fresh()
-    assert start_zoo(a, 2).wait(60)
+    assert start_zoo(a, 2).wait(WAIT_S)
     a.run()
     a.sidebar.text_input(key="save_name").set_value("kept").run()
     next(x for x in a.sidebar.button if x.label == "Save to the runs folder").click().run()

@@ -55,7 +55,8 @@ def test_the_embedding_does_not_see_the_reparametrisation(tiny_zoo):
     other = permute_and_rescale(tiny_zoo, np.random.default_rng(1))
     a, b = embed(emb, tiny_zoo, seed=3), embed(emb, other, seed=3)
     np.testing.assert_allclose(a, b, atol=1e-4)
-    assert np.abs(a - a.mean(0)).max() > 100 * np.abs(a - b).max()  # not just a constant embedding
+    # not just a constant embedding: measured spread / change 4e5 or more over 12+ zoo seeds (change <= 2.4e-7)
+    assert np.abs(a - a.mean(0)).max() > 100 * np.abs(a - b).max()
 
 
 def test_tanh_is_only_permuted():
@@ -69,5 +70,7 @@ def test_tanh_is_only_permuted():
 
 def test_supervised_ceiling_beats_chance(tiny_zoo):
     out = supervised_probe(tiny_zoo)
-    assert out["classifier_accuracy"] >= 2 / 3  # 3 functions: chance is 1/3
+    # 3 functions: chance is 1/3; 3 held-out models, so 2/3 allows one miss. Measured on tiny_zoo's config
+    # over zoo seeds 0-11 (C kernel, 1 thread; seed 0 also with 2) and 0-5 (autograd): 1.0 on every seed.
+    assert out["classifier_accuracy"] >= 2 / 3
     assert {"linear_accuracy", "knn_accuracy", "nmi", "confusion"} <= set(out)

@@ -81,13 +81,31 @@ def test_encoder_is_permutation_invariant_and_takes_any_number_of_inputs(trained
     assert z.shape == (tiny_zoo.n_models, trained.config.bottleneck) and np.isfinite(z).all()
 
 
-def test_training_learns_and_records_its_curves(trained):
+def late_over_early_loss(embedder) -> float:
+    """Mean training loss of the second half of the curve over that of the first half (< 1: it learned)."""
+    curve = np.asarray(embedder.loss_curve_)
+    return float(curve[len(curve) // 2 :].mean() / curve[: len(curve) // 2].mean())
+
+
+# 150 steps on the tiny zoo barely start learning, and one seed's curves are noisy. Measured on
+# embedder seeds 0-19 (tiny_zoo from the C kernel, 1 torch thread, AMD EPYC under load; seed 0 again
+# with 2 threads gave the same 0.86; zoos trained by autograd moved loss ratios by at most 0.02):
+# late/early loss mean 0.80, sd 0.07, max 0.93 for a single seed, max 0.86 for the mean of any 3
+# consecutive seeds. Single-seed checks that were used before failed on some seeds: the last 10 logged
+# losses over the first 5 went up to 1.02 (2 of 20 seeds above 1), and the held-out R^2 fell over
+# training on 4 of 20 seeds. So: the mean of 3 seeds must stay under 0.92 (~3 sd of a 3-seed mean
+# above 0.80), and every single seed must still go down (< 1).
+LEARNING_SEEDS = (0, 1, 2)
+
+
+def test_training_learns_and_records_its_curves(trained, tiny_zoo):
     assert trained.steps_done_ == 150
     assert len(trained.loss_curve_) == len(trained.log_steps_) == len(trained.r2_curve_) > 10
-    assert trained.loss_curve_[-10:].mean() < trained.loss_curve_[:5].mean()
-    assert trained.r2_curve_[-1] > trained.r2_curve_[0] + 0.05  # R^2 on a fixed held-out batch rises
-    assert np.isfinite(trained.cloze_r2_) and trained.seconds_ > 0
+    assert np.isfinite(trained.r2_curve_).all() and np.isfinite(trained.cloze_r2_) and trained.seconds_ > 0
     assert "bottleneck 4" in trained.describe()
+    ratios = [late_over_early_loss(trained)]  # trained is seed 0
+    ratios += [late_over_early_loss(train_embedder(tiny_zoo, ClozeConfig(steps=150, seed=s, **SMALL))) for s in LEARNING_SEEDS[1:]]
+    assert np.mean(ratios) < 0.92 and max(ratios) < 1.0, ratios
 
 
 def test_training_is_seeded(tiny_zoo):

@@ -1,5 +1,7 @@
 """Background jobs: progress reports, cancel keeps the partial result, errors become messages."""
 
+import time
+
 import numpy as np
 
 from app.jobs import Job, embedder_job, zoo_job
@@ -20,7 +22,9 @@ def test_zoo_job_reports_progress_and_keeps_the_zoo(tiny_family):
 def test_cancel_keeps_what_was_done(tiny_family):
     job = zoo_job(tiny_family, ZooConfig(models_per_function=2, width=8, steps=100_000, batch_size=32))
     job.start()
+    deadline = time.monotonic() + 120  # generous: only a hung job takes this long to report its first step
     while job.step == 0 and job.running:
+        assert time.monotonic() < deadline, "the job never reported a step"
         job.wait(0.01)
     job.cancel()
     assert job.wait(60) and job.state == "cancelled"

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from netembed.limits import (
     mlp_params,
 )
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository, wherever pytest was started from
 ROOMY = Limits(max_memory_bytes=2**40, max_seconds=1e9, gflops=10.0, max_run_file_bytes=2**30)
 
 
@@ -37,8 +39,16 @@ def test_zoo_estimate_grows_linearly_in_models_and_steps():
     assert estimate_zoo(10, doubled).flops == pytest.approx(2 * estimate_zoo(10, ZooConfig()).flops)
 
 
-def test_defaults_fit_this_machine():
-    check_pipeline(10, ZooConfig(), [ClozeConfig()])
+def test_the_default_settings_fit_a_modest_machine():
+    """The default run must not be refused on a small laptop: 4 GiB for the job, 10 GFLOP/s, the default 4 h.
+
+    An explicit Limits, not Limits.from_env(): what the host has free must not decide the outcome.
+    """
+    laptop = Limits(max_memory_bytes=4 * 2**30, max_seconds=4 * 3600, gflops=10.0, max_run_file_bytes=2**31)
+    estimate = check_pipeline(10, ZooConfig(), [ClozeConfig()], laptop)
+    assert TORCH_WORKSPACE < estimate.memory_bytes <= laptop.max_memory_bytes
+    assert 0 < estimate.seconds(laptop.gflops) <= laptop.max_seconds
+    assert estimate.flops > estimate_zoo(10, ZooConfig()).flops  # the embedder's work is counted too
 
 
 def test_too_much_memory_is_refused_with_the_estimate():
@@ -83,7 +93,8 @@ def test_bad_limit_settings_name_the_variable(monkeypatch, value):
         Limits.from_env()
 
 
-def test_the_default_memory_limit_is_below_the_machines_memory():
+def test_the_default_memory_limit_is_below_the_machines_memory(monkeypatch):
+    monkeypatch.delenv("NETEMBED_MAX_MEMORY_MB", raising=False)  # the default, whatever the caller's shell sets
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert 0 < Limits.from_env().max_memory_bytes < physical
 
@@ -114,7 +125,7 @@ def test_the_zoo_estimate_is_an_upper_bound_of_the_measured_peak():
         print(peak, estimate_zoo(5, zc).memory_bytes)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert out.returncode == 0, out.stderr
     peak, estimate = map(int, out.stdout.split())
     assert peak > 50 * 2**20, ("the zoo should need real memory, or the measurement says nothing", peak)

@@ -37,19 +37,45 @@ def test_run_command_rejects_bad_settings_in_one_line(tmp_path, capsys):
     assert "mask_ratio" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
-def test_probe_on_the_cloze_embedding_beats_chance_widely_on_clearly_different_functions():
-    # Three functions whose derivatives differ a lot; the embedder never sees a label.
-    run = run_pipeline(
+# How the thresholds below were chosen. This exact config was run on a 2-core AMD EPYC under load for
+# zoo/embedder seeds 0-19 with the C kernel and 0-11 with autograd (1 torch thread), and seeds 0-1
+# with 2 threads on each engine: 36 runs. Per run, over 12 held-out models: linear probe mean 0.89
+# (sd 0.09, min 0.667), kNN mean 0.87 (sd 0.10, min 0.667). The engine and the thread count change a
+# given seed's result by one or two models (seed 1, kNN: kernel 1.0, autograd 0.833, autograd with
+# 2 threads 0.667), just as another CPU does: an Intel Xeon got kNN 0.667 on the old single-seed,
+# >= 0.75 test, a value seen here too. So the test asserts the behaviour over three seeds: their mean
+# beats chance (1/3) at least twice over (worst mean of any 3 of the 20 kernel seeds: 0.72 linear,
+# 0.75 kNN; a 3-seed mean has sd ~0.055 around 0.87, so 0.667 is ~3.6 sd below), and no single seed
+# falls to 1.5x chance (0.5; worst seen 0.667, over 3.5 sd below the per-run mean).
+PROBE_SEEDS = (0, 1, 2)
+MEAN_OVER_CHANCE = 2.0
+EACH_OVER_CHANCE = 1.5
+
+
+def cloze_probe_run(seed: int):
+    """Three functions whose derivatives differ a lot; the embedder never sees a label. 12 held-out models."""
+    return run_pipeline(
         FamilyConfig(n_functions=3, degree_min=2, degree_max=4, min_derivative_distance=2.0, seed=4),
-        ZooConfig(models_per_function=8, width=16, steps=300, batch_size=128, train_fraction=0.5, seed=4),
-        ClozeConfig(steps=200, d_model=32, n_heads=2, n_layers=1, n_inputs=32, models_per_batch=12, lr=4e-3),
+        ZooConfig(models_per_function=8, width=16, steps=300, batch_size=128, train_fraction=0.5, seed=seed),
+        ClozeConfig(steps=200, d_model=32, n_heads=2, n_layers=1, n_inputs=32, models_per_batch=12, lr=4e-3, seed=seed),
         projections=("pca",),
     )
-    cloze = run.report["probes"]["cloze"]
-    assert cloze["chance"] == pytest.approx(1 / 3)
-    assert cloze["linear_accuracy"] >= 0.75 and cloze["knn_accuracy"] >= 0.75  # 12 held-out models
-    inv = run.report["invariance"]
-    assert inv["embedding_max_change_relative"] < 1e-3 < inv["weights_relative_change"]
+
+
+def test_probe_on_the_cloze_embedding_beats_chance_widely_on_clearly_different_functions():
+    runs = [cloze_probe_run(seed) for seed in PROBE_SEEDS]
+    probes = [run.report["probes"]["cloze"] for run in runs]
+    chance = probes[0]["chance"]
+    assert chance == pytest.approx(1 / 3)
+    for key in ("linear_accuracy", "knn_accuracy"):
+        scores = [p[key] for p in probes]
+        assert np.mean(scores) >= MEAN_OVER_CHANCE * chance, (key, scores)
+        assert min(scores) >= EACH_OVER_CHANCE * chance, (key, scores)
+    # Same functions, other weights: the embedding must not move (measured: at most 2.4e-6 relative
+    # over the 36 runs above, so 1e-3 leaves 400x), the weights must (measured: at least 1.58).
+    for run in runs:
+        inv = run.report["invariance"]
+        assert inv["embedding_max_change_relative"] < 1e-3 < inv["weights_relative_change"]
 
 
 def test_sweep_trains_one_embedder_per_pair(tiny_zoo, tiny_family):

@@ -40,6 +40,7 @@ def test_separated_clusters_score_perfectly_and_noise_scores_near_chance():
     tr = np.tile(np.arange(60) < 40, 5)
     noise = probe_all(rng.standard_normal((300, 4)), y, tr)
     assert noise["chance"] == 0.2
+    # noise seeds 0-29 gave linear <= 0.30, kNN <= 0.27, NMI <= 0.03 (chance 0.2): 0.4 and 0.1 leave room
     assert noise["linear_accuracy"] < 0.4 and noise["knn_accuracy"] < 0.4 and noise["nmi"] < 0.1
 
 

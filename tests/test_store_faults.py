@@ -1,17 +1,24 @@
 """Faults around run folders: a save killed at any moment, damaged or hand-edited files, pickles, names.
 
-Kills are real: a forked child process saves and the test SIGKILLs it, either at a chosen
-point (the child pauses there and says so through a pipe) or at random moments.
+Kills are real: a forked child process saves and the test SIGKILLs it at a chosen point (the
+child pauses there and says so through a pipe), never after a sleep. Every wait on a child
+has a deadline, so a child that hangs fails the test instead of hanging the suite.
 """
 
 import hashlib
+import itertools
 import json
 import os
 import pickle
 import random
+import select
 import shutil
 import signal
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +32,9 @@ from netembed import atomic
 from netembed.store import Run, RunError, list_runs, load_run, run_path, save_run
 
 from random_zoo import random_run_parts
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository, wherever pytest was started from
+CHILD_TIMEOUT_S = 60.0  # generous: the machine may be loaded; a child that needs longer has hung
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +61,25 @@ def in_child(body) -> tuple[int, int]:
     return pid, r
 
 
-def wait_for(fd, token: bytes, timeout=30.0) -> None:
+def read_until(fd, tokens: tuple[bytes, ...], timeout=CHILD_TIMEOUT_S) -> bytes:
+    """Read the child's pipe until one of `tokens` arrives; returns it. Fails (never blocks) past
+    `timeout`, or at once if the child exits first (end of the pipe)."""
     buf, deadline = b"", time.monotonic() + timeout
-    while token not in buf:
-        assert time.monotonic() < deadline, f"child never reached {token!r}"
-        buf += os.read(fd, 64)
+    while True:
+        for token in tokens:
+            if token in buf:
+                return token
+        left = deadline - time.monotonic()
+        assert left > 0, f"child sent none of {tokens} in {timeout:.0f} s (got {buf!r})"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 64)
+            assert chunk, f"child exited before sending any of {tokens} (got {buf!r})"
+            buf += chunk
+
+
+def wait_for(fd, token: bytes, timeout=CHILD_TIMEOUT_S) -> None:
+    read_until(fd, (token,), timeout)
 
 
 def kill(pid) -> None:
@@ -168,29 +192,66 @@ def test_first_save_killed_leaves_no_run_that_lists_or_loads(tmp_path, parts):
         load_run(tmp_path / "r")
 
 
-def test_random_kills_always_leave_one_whole_run(tmp_path, parts):
-    """A child overwrites the run in a tight loop; kill it at random moments, twelve times."""
+SAVE_STEPS = ("mkdir", "open", "fsync", "rename", "replace")  # the os calls a save makes: its possible kill points
+MAX_STEPS = 200  # a save makes a few dozen such calls; more means the counting is broken
+
+
+def save_pausing_after_step(n, save):
+    """Child body: patch the save's os calls so that, after the n-th one, it says HERE and sleeps
+    (to be killed there), then run save(); DONE if the save ended with fewer than n calls."""
+
+    def body(w):
+        count = [0]
+        for name in SAVE_STEPS:
+            real = getattr(os, name)
+
+            def counted(*args, _real=real, **kwargs):
+                out = _real(*args, **kwargs)
+                count[0] += 1
+                if count[0] == n:
+                    os.write(w, b"HERE")
+                    time.sleep(CHILD_TIMEOUT_S)
+                return out
+
+            setattr(os, name, counted)  # the fork's own os module: the parent is untouched
+        save()
+        os.write(w, b"DONE")
+
+    return body
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_a_kill_after_any_step_of_a_save_leaves_one_whole_run(tmp_path, parts, exchange):
+    """Kill a save after its 1st, 2nd, ... os call (file and folder creation, fsync, rename) until
+    one gets through: every kill leaves exactly one whole run, the old one up to the save's commit
+    point and the new one from there on, never back and forth. Deterministic: no sleeps, no races."""
     family, zoo = parts
-    big = Run(family=family, zoo=zoo, report={"tag": "big", "pad": list(range(20000))})  # slower saves
-    save_run(make_run(parts, "start"), tmp_path / "r")
-    rng = random.Random(0)
-    seen = set()
-    for i in range(12):
+    new_run = Run(family=family, zoo=zoo, report={"tag": "new", "pad": list(range(2000))})
 
-        def child(w):
-            os.write(w, b"GO")
-            for k in range(10**6):
-                save_run(big if k % 2 else make_run(parts, f"loop{k}"), tmp_path / "r")
+    def save():
+        if not exchange:
+            atomic._exchange = lambda a, b: False  # in the fork's own module: the parent is untouched
+        save_run(new_run, tmp_path / "r")
 
-        pid, fd = in_child(child)
-        wait_for(fd, b"GO")
-        time.sleep(rng.uniform(0.0, 0.15))
+    seen = []
+    for n in range(1, MAX_STEPS + 1):
+        save_run(make_run(parts, "old"), tmp_path / "r")  # also clears the previous kill's leftovers
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+        pid, fd = in_child(save_pausing_after_step(n, save))
+        reached = read_until(fd, (b"HERE", b"DONE"))
         kill(pid)
         os.close(fd)
-        assert list_runs(tmp_path) == ["r"], f"kill {i}"
+        assert list_runs(tmp_path) == ["r"], f"killed after step {n}"
         run = load_run(tmp_path / "r")  # whole, checksums and all
-        seen.add(run.report["tag"][:4])
-    assert seen & {"big", "loop", "star"}
+        seen.append(run.report["tag"])
+        if reached == b"DONE":
+            break
+    else:
+        pytest.fail(f"a save made over {MAX_STEPS} os calls; the kill points are not being counted")
+    assert seen[-1] == "new", "the save that got through must have left the new run"
+    flips = sum(a != b for a, b in itertools.pairwise(seen))
+    assert flips == 1 and seen[0] == "old", f"old until the commit point, then new, once: {seen}"
+    assert seen.count("old") >= 3, f"kills should land before the commit point too: {seen}"
 
 
 def test_legacy_leftover_layout_is_restored(tmp_path, parts):
@@ -546,28 +607,26 @@ def test_loads_during_a_stream_of_saves_always_see_one_whole_run(tmp_path, parts
 
     pid, fd = in_child(child)
     wait_for(fd, b"GO")
-    tags, listed, deadline = set(), set(), time.monotonic() + 2.0
+    # Load until the saves have swapped in several versions under the reader, and at least 300 times.
+    # No clock decides the outcome: the deadline only turns a hung saver into a failure.
+    tags, listed, loads, deadline = set(), set(), 0, time.monotonic() + CHILD_TIMEOUT_S
     try:
-        while time.monotonic() < deadline or len(tags) < 2:  # a few hundred loads racing the saves
+        while len(tags) < 5 or loads < 300:
+            assert time.monotonic() < deadline, f"{loads} loads saw only {sorted(tags)} in {CHILD_TIMEOUT_S:.0f} s"
             tags.add(load_run(tmp_path / "r").report["tag"])  # raises if it ever mixes two versions
             listed.add(tuple(list_runs(tmp_path)))
+            loads += 1
     finally:
         kill(pid)
         os.close(fd)
-    assert len(tags) > 1, "the saves should have overtaken some loads"
     assert listed == {("r",)}
 
 
 def test_a_separate_python_process_killed_mid_save_leaves_the_previous_run(tmp_path, parts):
     """The same kill as above, through `python -c` (no fork): what a user's Ctrl-\\ or an OOM kill does."""
-    import subprocess
-    import sys
-    import textwrap
-
     save_run(make_run(parts, "old"), tmp_path / "r")
     script = textwrap.dedent(f"""
-        import os, sys, time
-        sys.path.insert(0, "tests")
+        import os, time
         from random_zoo import random_run_parts
         from netembed import atomic
         from netembed.store import Run, save_run
@@ -582,10 +641,10 @@ def test_a_separate_python_process_killed_mid_save_leaves_the_previous_run(tmp_p
         os.rename = paused
         save_run(Run(family=family, zoo=zoo, report={{"tag": "new"}}), {str(tmp_path / "r")!r})
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})  # fmt: skip
     try:
-        assert child.stdout.readline().strip() == "HERE"
+        wait_for(child.stdout.fileno(), b"HERE")  # bounded: a child that hangs fails, it cannot block
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()

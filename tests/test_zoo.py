@@ -70,6 +70,8 @@ def test_same_config_same_weights(tiny_family):
 
 
 def test_models_fit_their_targets_and_split_is_by_seed(tiny_zoo):
+    # tiny_zoo's config over zoo seeds 0-11 (C kernel, 1 torch thread; seed 0 also with 2) and 0-5 (autograd):
+    # median fit MSE at most 0.0032 and last/first loss at most 0.021, so 0.05 and 1/5 leave 10x or more.
     assert np.median(tiny_zoo.fit_mse) < 0.05
     assert tiny_zoo.loss_curves[:, -1].mean() < tiny_zoo.loss_curves[:, 0].mean() / 5
     # every function appears in both splits, with different seeds

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from .baselines import baseline_features, supervised_probe
 from .cloze_training import train_embedder
@@ -143,8 +145,11 @@ def run_pipeline(
         invariance = {}
         projections = tuple(m for m in projections if m == "pca")
     else:
-        probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, tell=tell)
-        invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
+        # scikit-learn's BLAS and OpenMP pools get torch's thread count: their own default (every core)
+        # spins threads on these small matrices and, on a shared 2-core machine, cost 10x the CPU time
+        with threadpool_limits(limits=torch.get_num_threads()):
+            probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, tell=tell)
+            invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
     seconds["probes_and_baselines"] = time.perf_counter() - t
 
     t = time.perf_counter()

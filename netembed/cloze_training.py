@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .cloze_model import Embedder
-from .cloze_task import GradientSource, draw_inputs, make_mask, rms_gradient
+from .cloze_task import GradientSource, draw_inputs, region_mask, rms_gradient
 from .config import ClozeConfig
 from .divergence import diverged
 from .zoo import Zoo
@@ -45,9 +45,9 @@ def lr_at(step: int, config: ClozeConfig) -> float:
 def _validation_batch(source, val_ids, config, device):
     """A fixed draw (inputs and masks) for the validation models, so the R^2 curve is comparable."""
     g = torch.Generator().manual_seed(config.seed + 104729)
-    x = draw_inputs(config.n_inputs, g, device)
+    x = draw_inputs(config.n_inputs, g, device, source.input_dim)
     true = source.gradients(val_ids, x)
-    masked = make_mask(source.section_ids(val_ids, x), config.mask_ratio, g)
+    masked = region_mask(source.section_ids(val_ids, x), config.mask_ratio, g, source.input_dim)
     return x, true, masked
 
 
@@ -63,7 +63,7 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
         torch.manual_seed(config.seed)
-        embedder = Embedder(config).to(device)
+        embedder = Embedder(config, zoo.input_dim).to(device)
     source = GradientSource(zoo, config.mask_unit, device)
     embedder.mask_unit_ = source.mask_unit
     embedder.notes_ = [source.note] if source.note else []
@@ -85,9 +85,9 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     embedder.train()
     for step in range(1, config.steps + 1):
         ids = train_ids[torch.randperm(len(train_ids), generator=gen)[:batch].to(device)]
-        x = draw_inputs(config.n_inputs, gen, device)  # (N,) shared by the batch
-        true = source.gradients(ids, x)  # (B, N)
-        masked = make_mask(source.section_ids(ids, x), config.mask_ratio, gen)
+        x = draw_inputs(config.n_inputs, gen, device, source.input_dim)  # (N,) or (N, d) shared by the batch
+        true = source.gradients(ids, x)  # (B, N) or (B, N, d)
+        masked = region_mask(source.section_ids(ids, x), config.mask_ratio, gen, source.input_dim)  # (B, N)
         loss = embedder.masked_error(x, true, masked).pow(2).mean()  # MSE on the masked gradients only
         for group in opt.param_groups:
             group["lr"] = lr_at(step - 1, config)
@@ -126,9 +126,9 @@ def cloze_r2(embedder: Embedder, zoo: Zoo, model_ids, seed=0, n_draws=4) -> floa
     preds, trues, masks = [], [], []
     with torch.no_grad():
         for _ in range(n_draws):
-            x = draw_inputs(embedder.config.n_inputs, g, device)
+            x = draw_inputs(embedder.config.n_inputs, g, device, source.input_dim)
             true = source.gradients(ids, x)
-            masked = make_mask(source.section_ids(ids, x), embedder.config.mask_ratio, g)
+            masked = region_mask(source.section_ids(ids, x), embedder.config.mask_ratio, g, source.input_dim)
             preds.append(embedder(x, true, masked))
             trues.append(true)
             masks.append(masked)

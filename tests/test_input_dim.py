@@ -166,3 +166,17 @@ def test_run_input_dim_2_end_to_end_on_the_command_line(tmp_path):
     assert report["config"]["family"]["input_dim"] == 2
     assert 0.0 <= report["probes"]["cloze"]["linear_accuracy"] <= 1.0
     assert load_run(tmp_path / "r").zoo.input_dim == 2
+
+
+def test_every_app_page_renders_a_2d_run(private_runs_folder):
+    from app_session import PAGES, fresh, visit
+
+    run = run_pipeline(FamilyConfig(kind="bumps", input_dim=2, n_functions=3), ZooConfig(models_per_function=4, width=8,
+                       steps=30, batch_size=64), ClozeConfig(steps=5, d_model=16, n_inputs=16), projections=("pca",))  # fmt: skip
+    save_run(run, private_runs_folder / "tiny-2d")
+    at = fresh()
+    at.selectbox(key="run").set_value("saved:tiny-2d").run()
+    for page in PAGES:
+        visit(at, page)  # asserts no exception on the page
+    visit(at, "gradients")
+    assert any("linear regions" in c.value for c in at.caption)

@@ -18,7 +18,7 @@ import torch
 
 from .adamw import FusedAdamW
 from .cloze_model import Embedder
-from .cloze_task import GradientSource, draw_inputs, make_mask, rms_gradient
+from .cloze_task import GradientSource, draw_inputs, region_mask, rms_gradient
 from .config import ClozeConfig
 from .divergence import diverged
 from .zoo import Zoo
@@ -46,9 +46,9 @@ def lr_at(step: int, config: ClozeConfig) -> float:
 def _validation_batch(source, val_ids, config, device):
     """A fixed draw (inputs and masks) for the validation models, so the R^2 curve is comparable."""
     g = torch.Generator().manual_seed(config.seed + 104729)
-    x = draw_inputs(config.n_inputs, g, device)
+    x = draw_inputs(config.n_inputs, g, device, source.input_dim)
     true, sections = source.gradients_and_sections(val_ids, x)
-    masked = make_mask(sections, config.mask_ratio, g)
+    masked = region_mask(sections, config.mask_ratio, g, source.input_dim)
     return x, true, masked
 
 
@@ -78,7 +78,7 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     lands at the next step, and a caller sees every step reached. True stops, logging the partial window."""
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
         torch.manual_seed(config.seed)
-        embedder = Embedder(config).to(device)
+        embedder = Embedder(config, zoo.input_dim).to(device)
     source = GradientSource(zoo, config.mask_unit, device)
     embedder.mask_unit_ = source.mask_unit
     embedder.notes_ = [source.note] if source.note else []
@@ -101,9 +101,9 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     embedder.train()
     for step in range(1, config.steps + 1):
         ids = train_ids[torch.randperm(len(train_ids), generator=gen)[:batch].to(device)]
-        x = draw_inputs(config.n_inputs, gen, device)  # (N,) shared by the batch
-        true, sections = source.gradients_and_sections(ids, x)  # (B, N) each
-        masked = make_mask(sections, config.mask_ratio, gen)
+        x = draw_inputs(config.n_inputs, gen, device, source.input_dim)  # (N,) or (N, d) shared by the batch
+        true, sections = source.gradients_and_sections(ids, x)  # (B, N) or (B, N, d); (B, N)
+        masked = region_mask(sections, config.mask_ratio, gen, source.input_dim)
         loss = embedder.masked_error(x, true, masked).pow(2).mean()  # MSE on the masked gradients only
         opt.lr = lr_at(step - 1, config)
         opt.zero_grad()
@@ -144,9 +144,9 @@ def cloze_r2(embedder: Embedder, zoo: Zoo, model_ids, seed=0, n_draws=4) -> floa
     errors, trues = [], []
     with torch.no_grad():
         for _ in range(n_draws):
-            x = draw_inputs(embedder.config.n_inputs, g, device)
+            x = draw_inputs(embedder.config.n_inputs, g, device, source.input_dim)
             true, sections = source.gradients_and_sections(ids, x)
-            masked = make_mask(sections, embedder.config.mask_ratio, g)
+            masked = region_mask(sections, embedder.config.mask_ratio, g, source.input_dim)
             errors.append(embedder.masked_error(x, true, masked))  # (M,) each
             trues.append(true[masked])
     return masked_error_r2(torch.cat(errors), torch.cat(trues), float(embedder.grad_scale))

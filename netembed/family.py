@@ -108,11 +108,15 @@ MANY_FUNCTIONS_HINT = "e.g. degrees 3-6 give 200 and 3-8 give 500 functions at d
 
 
 def make_family(config: FamilyConfig):
-    """The family that `config.kind` names: polynomials (here) or sines (sines.py)."""
+    """The family that `config.kind` names: polynomials (here), sines (sines.py) or bumps in d inputs (family_nd.py)."""
     if config.kind == "sines":
         from .sines import make_sine_family  # sines.py imports this module's helpers
 
         return make_sine_family(config)
+    if config.kind == "bumps":
+        from .family_nd import make_bump_family  # family_nd.py imports this module's helpers
+
+        return make_bump_family(config)
     return make_polynomial_family(config)
 
 

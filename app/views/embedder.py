@@ -102,7 +102,9 @@ held_out = np.flatnonzero(~run.zoo.is_train)
 examples_for = widgets.multi("Models", "emb_examples", held_out.tolist(),
                              [int(held_out[run.zoo.task_ids[held_out] == k][0]) for k in np.unique(run.zoo.task_ids[held_out])][:4],
                              fmt=lambda i: f"model {i} (f{run.zoo.task_ids[i]})", max_selections=6)  # fmt: skip
-if examples_for:
+if examples_for and run.zoo.input_dim > 1:
+    st.info("Masked examples of 2D models are drawn on the Gradients page (region map, masked regions hatched).")
+elif examples_for:
     with st.spinner("Predicting hidden gradients..."):
         examples = state.derived("cloze_examples", lambda ids: cloze_examples(emb, run.zoo, list(ids)), tuple(examples_for))
     cols = st.columns(2)

@@ -71,10 +71,16 @@ neighbours = nearest_models(features, model, n_neighbours)
 same = int((zoo.task_ids[neighbours] == zoo.task_ids[model]).sum())
 st.caption(f"{same} of {len(neighbours)} neighbours fit the same function (f{zoo.task_ids[model]}).")
 try:
-    sections = state.derived("line_sections", lambda: line_sections(zoo))
+    sections = state.derived("line_sections", lambda: line_sections(zoo) if zoo.input_dim == 1 else None)
 except NoExactSections:
     sections = None
-st.plotly_chart(gradient_figure(family, zoo, [model, *neighbours.tolist()], sections), key="emb_neighbours")
+if zoo.input_dim > 1:
+    from netembed.plots_nd import model_vs_target_figure
+
+    for i in [model, *neighbours.tolist()][:3]:
+        st.plotly_chart(model_vs_target_figure(zoo, family, i), key=f"emb_neighbour_{i}")
+else:
+    st.plotly_chart(gradient_figure(family, zoo, [model, *neighbours.tolist()], sections), key="emb_neighbours")
 
 probes = (run.report or {}).get("probes")
 st.subheader("Probes: how well each description of the models names their function")

@@ -60,6 +60,14 @@ distances = family.derivative_distances()
 closest = distances[np.triu_indices(family.n_functions, 1)].min() if family.n_functions > 1 else float("nan")
 c1, c2, c3 = st.columns(3)
 c1.metric("Functions", family.n_functions)
-c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+if hasattr(family, "degrees"):
+    c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+else:
+    c2.metric("Inputs d", getattr(family, "input_dim", 1))
 c3.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}")
-st.plotly_chart(family_figure(family), key="family_plot")
+if getattr(family, "input_dim", 1) > 1:  # functions of d inputs: heatmaps with gradient arrows (plots_nd.py)
+    from netembed.plots_nd import family_heatmaps
+
+    st.plotly_chart(family_heatmaps(family, range(min(family.n_functions, 9))), key="family_plot")
+else:
+    st.plotly_chart(family_figure(family), key="family_plot")

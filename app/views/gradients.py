@@ -18,6 +18,11 @@ if run is None:
     st.info("No run to show yet: train a zoo on the Zoo page.")
     st.stop()
 zoo, family = run.zoo, run.family
+if zoo.input_dim > 1:
+    from app.gradients_nd import show_nd
+
+    show_nd(run)
+    st.stop()
 
 
 def exact_sections(zoo):

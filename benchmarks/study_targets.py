@@ -160,7 +160,8 @@ def main() -> None:
     n_unseen = a.n_unseen or study["n_unseen"]
     family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
     zoo_folder = zoo_folder_for(family_config, zoo_config, Path(a.cache))
-    embeddings_folder = zoo_folder.with_name(zoo_folder.name + "-embeddings")  # beside the run: a run folder holds only its own files
+    # stored embeddings live beside the run: load_run refuses any file of its own folder it did not write
+    embeddings_folder = zoo_folder.with_name(zoo_folder.name + "-embeddings")
     embeddings_folder.mkdir(exist_ok=True)
     fit = fit_summary(family, zoo)
     print(f"{a.study}: {family.n_functions} functions x {zoo_config.models_per_function} seeds; fit {fit}")

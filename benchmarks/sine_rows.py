@@ -1,6 +1,6 @@
-"""Extra regression rows for the sines study, from its cached zoo and stored embeddings (nothing is trained).
+"""Extra rows for the sines study, from its cached zoo and stored embeddings (nothing is trained).
 
-    python -m benchmarks.sine_regression_rows [the same STUDY options as study_targets sines] [--fit-b-max 7]
+    python -m benchmarks.sine_rows [the same STUDY options as study_targets sines] [--fit-b-max 7]
 
 The target stays (a, b); these rows say where the shortfall comes from:
     a, b               the target itself (ridge R^2 on unseen functions, as study_targets reports)
@@ -10,6 +10,8 @@ The target stays (a, b); these rows say where the shortfall comes from:
 for the cloze embedding (3 stored seeds), the same-size PCA of the zoo's grid gradients, and the
 same-size PCA of the EXACT derivatives (no network at all: what any linear readout of a 16-dim
 linear projection of the gradient can give), plus kNN regression on the exact-derivative PCA.
+Retrieval@5 rows (when the zoo has > 5 seeds per function): on all unseen functions, and among
+the unseen functions with b < B only (the sines the zoo fits).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, config_key, p
 from netembed.baselines import grid
 from netembed.config import to_dict
 from netembed.gradients import input_gradients
-from netembed.protocols import parameter_regression, split_functions
+from netembed.protocols import parameter_regression, retrieval_at_k, split_functions, standardise
 
 
 def targets(params: np.ndarray, b_max: float) -> dict:
@@ -48,6 +50,14 @@ def rows_for(features: np.ndarray, params, is_seen, b_max: float, method: str = 
         scores = parameter_regression(features[keep], y[keep], is_seen[keep], names)
         out[row] = {n: scores[n][f"{method}_r2"] for n in names}
     return out
+
+
+def retrieval_rows(features: np.ndarray, labels, b, is_seen, b_max: float) -> dict:
+    """Retrieval@5 among the unseen functions' models (scaled on the seen ones): all of them, and those with b < b_max."""
+    f = standardise(features, is_seen)
+    unseen, fitted = ~is_seen, ~is_seen & (b < b_max)
+    return {"retrieval@5": retrieval_at_k(f[unseen], labels[unseen]),
+            f"retrieval@5 | b < {b_max:g}": retrieval_at_k(f[fitted], labels[fitted])}  # fmt: skip
 
 
 def main() -> None:
@@ -89,6 +99,15 @@ def main() -> None:
             f"exact_derivatives_pca ({d}), kNN": rows_for(pca_exact, params, is_seen, a.fit_b_max, "knn"),
             "cloze, kNN": rows_for(z, params, is_seen, a.fit_b_max, "knn"),
         })  # fmt: skip
+        if zoo_config.models_per_function > 5:
+            b = params[:, 1]
+            per_seed[-1]["cloze"]["retrieval"] = retrieval_rows(z, zoo.task_ids, b, is_seen, a.fit_b_max)
+            per_seed[-1][f"raw_gradients_pca ({d})"]["retrieval"] = retrieval_rows(
+                pca, zoo.task_ids, b, is_seen, a.fit_b_max
+            )
+            per_seed[-1][f"exact_derivatives_pca ({d})"]["retrieval"] = retrieval_rows(
+                pca_exact, zoo.task_ids, b, is_seen, a.fit_b_max
+            )
     summary = {}
     for desc in per_seed[0]:
         for row in per_seed[0][desc]:
@@ -98,7 +117,7 @@ def main() -> None:
                 summary.setdefault(desc, {}).setdefault(row, {})[name] = (float(v.mean()), float(v.std(ddof=1)))
                 cells.append(f"{name} {v.mean():.2f} ± {v.std(ddof=1):.2f}")
             print(f"{desc:<34} {row:<18} {'   '.join(cells)}")
-    out = RESULTS / f"sine_regression_rows{a.tag}.json"
+    out = RESULTS / f"sine_rows{a.tag}.json"
     out.write_text(json.dumps({"fit_b_max": a.fit_b_max, "n_unseen": n_unseen, "family": to_dict(family_config),
                                "zoo": to_dict(zoo_config), "cloze": to_dict(cloze), "per_seed": per_seed,
                                "summary": summary}, indent=1))  # fmt: skip

@@ -160,6 +160,9 @@ def main() -> None:
     n_unseen = a.n_unseen or study["n_unseen"]
     family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
     zoo_folder = zoo_folder_for(family_config, zoo_config, Path(a.cache))
+    # stored embeddings live beside the run: load_run refuses any file of its own folder it did not write
+    embeddings_folder = zoo_folder.with_name(zoo_folder.name + "-embeddings")
+    embeddings_folder.mkdir(exist_ok=True)
     fit = fit_summary(family, zoo)
     print(f"{a.study}: {family.n_functions} functions x {zoo_config.models_per_function} seeds; fit {fit}")
     print(f"cloze: {cloze}", flush=True)
@@ -169,7 +172,7 @@ def main() -> None:
         config = replace(cloze, seed=seed)
         if n_unseen:
             split = split_functions(family.n_functions, n_unseen, random_state=seed)
-            stored = zoo_folder / f"embeddings_{config_key([to_dict(config), n_unseen])}.npz"
+            stored = embeddings_folder / f"embeddings_{config_key([to_dict(config), n_unseen])}.npz"
             z = dict(np.load(stored)) if stored.exists() else None  # the same training, stored: rescoring is cheap
             result = held_out_function_study(zoo, family, config, split, random_state=seed,
                                              embeddings=None if z is None else z["embeddings"])  # fmt: skip

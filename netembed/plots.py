@@ -323,6 +323,8 @@ SWEEP_COLUMNS = {"mask_ratio": "mask ratio", "bottleneck": "bottleneck", "seed":
 def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str | None = None) -> go.Figure:
     """Mask ratio x bottleneck heatmap of one score: the mean over seeds, written in each cell (± the standard
     deviation when a cell has several seeds). The colour scale spans the data, so differences show."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     mean = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="mean", dropna=False)
     std = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="std", dropna=False)
@@ -348,6 +350,8 @@ def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str |
 
 def sweep_frame(rows: list[dict]) -> pd.DataFrame:
     """The sweep's rows with readable column names (the table and its CSV)."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     return frame[[c for c in SWEEP_COLUMNS if c in frame]].rename(columns=SWEEP_COLUMNS)
 

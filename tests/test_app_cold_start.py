@@ -1,8 +1,8 @@
 """The first page a user sees (Family, with the demo run) imports none of the heavy libraries it does not draw with.
 
-Cold start is mostly imports (benchmarks/app_speed.py; `python -X importtime`): pandas ~0.5-0.8 s, sklearn +
+Cold start is mostly imports (benchmarks/app_speed.py; `python -X importtime`): pandas ~0.3 s CPU, sklearn +
 umap + numba ~2-4 s on this machine. Those belong to the pages that use them (tables, projections) and to the
-UMAP warm-up thread, which main.py starts after the first page is drawn. This guards that design without a clock:
+UMAP warm-up thread (sidebar.warm_up, off in this test). This guards that design without a clock:
 a fresh interpreter runs the app's first script run and lists what got imported, so a new module-level import
 in a module the first page touches fails here instead of silently slowing every start.
 torch is still imported (the demo run's zoo and embedder are torch tensors): not asserted either way.

@@ -1,6 +1,7 @@
 """The dashboard's responsiveness: cold start to the first chart, the UMAP view after warm-up, server memory.
 
     python -m benchmarks.app_speed            # prints a table and JSON
+    python -m benchmarks.app_speed --compare 601840b --rounds 5   # cold start before/after, interleaved
 
 Starts `streamlit run app/main.py` on a free loopback port (with the UMAP warm-up on, as a
 user gets it), drives Debian's chromium with Playwright, and measures:
@@ -8,16 +9,24 @@ user gets it), drives Debian's chromium with Playwright, and measures:
 - the first page in a new browser tab once the server is up (what a colleague opening a link sees);
 - the Embeddings page switched to UMAP once the warm-up has finished;
 - the server's resident memory (VmHWM, the peak) with the demo run loaded and every page visited.
-Targets (issue 5): first page within 5 s, UMAP view after warm-up within 2 s, server < 1.5 GiB.
+Targets (issue 5): first page within 5 s, UMAP view after warm-up within 2 s, server < 1.5 GiB;
+issue 14: cold start within 3 s.
+
+--compare REV measures only the cold start and the new tab, with git revision REV's app (exported
+with `git archive` to a temporary folder) and with this tree's, interleaved over --rounds: the
+medians and their ratio (the ratio is what to trust on a loaded machine).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +51,12 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far: what a loaded machine changes least."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
     t = time.perf_counter()
     page.goto(url)
@@ -49,31 +64,52 @@ def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
     return time.perf_counter() - t
 
 
-def main() -> dict:
+def server_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+            "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
+
+
+def cold_start(browser, code: Path) -> tuple[dict, subprocess.Popen, str]:
+    """Start the app of `code` and wait for its first page's chart; the server keeps running (returned)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "NETEMBED_RUNS_DIR": str(Path("/tmp/netembed-bench-runs"))}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
     out = {}
+    started = time.perf_counter()
+    server = subprocess.Popen(server_command(port), cwd=code, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        deadline = time.time() + 60
+        while True:  # the browser asks until the server answers, as a user pressing reload would
+            try:
+                page.goto(url, timeout=2000)
+                break
+            except Exception:  # noqa: BLE001 - connection refused until the server listens
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        page.wait_for_selector(PLOT, state="visible", timeout=120_000)
+        out["cold_start_to_first_chart_s"] = time.perf_counter() - started
+        out["server_cpu_to_first_chart_s"] = cpu_seconds(server.pid)
+        out["new_tab_first_chart_s"] = first_chart_seconds(browser.new_page(), url)
+    except BaseException:
+        stop(server)
+        raise
+    return out, server, url
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(10)
+
+
+def main() -> dict:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        started = time.perf_counter()
-        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out, server, url = cold_start(browser, ROOT)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            deadline = time.time() + 60
-            while True:  # the browser asks until the server answers, as a user pressing reload would
-                try:
-                    page.goto(url, timeout=2000)
-                    break
-                except Exception:  # noqa: BLE001 - connection refused until the server listens
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.1)
-            page.wait_for_selector(PLOT, state="visible", timeout=120_000)
-            out["cold_start_to_first_chart_s"] = time.perf_counter() - started
-            out["new_tab_first_chart_s"] = first_chart_seconds(browser.new_page(), url)
             time.sleep(40)  # let the background UMAP warm-up (numba compile) finish
             page.goto(f"{url}/embeddings")
             page.wait_for_selector(PLOT, state="visible", timeout=120_000)
@@ -87,17 +123,56 @@ def main() -> dict:
                 page.wait_for_selector(PLOT, state="visible", timeout=120_000)
             out["server_peak_rss_mib"] = peak_rss_mib(server.pid)
         finally:
-            server.terminate()
-            server.wait(10)
+            stop(server)
             browser.close()
     out["load_average_1min"] = os.getloadavg()[0]
     return out
 
 
-if __name__ == "__main__":
-    result = main()
-    targets = {"cold_start_to_first_chart_s": 5.0, "new_tab_first_chart_s": 5.0, "umap_view_after_warmup_s": 2.0,
+def compare(rev: str, rounds: int) -> dict:
+    """Cold start and new tab with revision `rev`'s app and with this tree's, interleaved: medians and ratios."""
+    runs = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        try:
+            for i in range(rounds):
+                for name, code in (("before", Path(tmp)), ("after", ROOT)):
+                    try:
+                        r, server, _ = cold_start(browser, code)
+                    except Exception as e:  # noqa: BLE001 - a round lost to a stalled browser is said, not fatal
+                        print(f"round {i + 1}/{rounds} {name}: failed ({str(e).splitlines()[0]})", flush=True)
+                        continue
+                    stop(server)
+                    r["load_average_1min"] = os.getloadavg()[0]
+                    runs[name].append(r)
+                    print(f"round {i + 1}/{rounds} {name:6s} ({rev if name == 'before' else 'this tree'}): cold start "
+                          f"{r['cold_start_to_first_chart_s']:.2f} s (server CPU {r['server_cpu_to_first_chart_s']:.2f} s), new tab {r['new_tab_first_chart_s']:.2f} s, "
+                          f"load {r['load_average_1min']:.1f}", flush=True)  # fmt: skip
+        finally:
+            browser.close()
+    out = {"rev": rev, "runs": runs}
+    for key in ("cold_start_to_first_chart_s", "server_cpu_to_first_chart_s", "new_tab_first_chart_s"):
+        med = {name: statistics.median(r[key] for r in rs) for name, rs in runs.items()}
+        out[key] = {**{f"median_{n}": round(v, 2) for n, v in med.items()}, "ratio": round(med["before"] / med["after"], 2)}
+    return out
+
+
+def print_result(result: dict) -> None:
+    targets = {"cold_start_to_first_chart_s": 3.0, "new_tab_first_chart_s": 5.0, "umap_view_after_warmup_s": 2.0,
                "server_peak_rss_mib": 1536.0}  # fmt: skip
     for key, limit in targets.items():
         print(f"{key:32s} {result[key]:8.2f}   target <= {limit:g}: {'met' if result[key] <= limit else 'MISSED'}")
     print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--compare", metavar="REV", help="cold start only, with git revision REV's app and this tree's")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved before/after rounds of --compare")
+    args = parser.parse_args()
+    if args.compare:
+        print(json.dumps(compare(args.compare, args.rounds), indent=1))
+    else:
+        print_result(main())

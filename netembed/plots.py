@@ -7,8 +7,9 @@ both. Function k always has the same colour in every figure.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
@@ -17,6 +18,9 @@ from .divergence import failed
 from .family import Family
 from .gradients import LineSections, input_gradients
 from .zoo import Zoo
+
+if TYPE_CHECKING:  # pandas (about 0.5 s to import) is loaded by the tables that use it: the first page draws none
+    import pandas as pd
 
 PALETTE = qualitative.Plotly + qualitative.D3[1:] + qualitative.Dark24  # mid-tone colours: readable on white and on dark grey
 NEUTRAL = "rgba(128,128,128,0.9)"  # the "truth" lines: grey shows on both themes
@@ -84,6 +88,8 @@ def zoo_curves_figure(zoo: Zoo) -> go.Figure:
 
 def zoo_frame(zoo: Zoo) -> pd.DataFrame:
     """One row per model: what it fits, its seed, its split and how well it fits."""
+    import pandas as pd
+
     return pd.DataFrame({
         "model": np.arange(zoo.n_models),
         "function": zoo.task_ids,
@@ -216,6 +222,8 @@ def embedding_figure(points: np.ndarray, zoo: Zoo, selected: int | None = None, 
 
 def embeddings_frame(features: np.ndarray, zoo: Zoo) -> pd.DataFrame:
     """The models' table with one column per embedding dimension, for CSV download."""
+    import pandas as pd
+
     dims = pd.DataFrame(np.asarray(features), columns=[f"e{j}" for j in range(np.shape(features)[1])])
     return pd.concat([zoo_frame(zoo), dims], axis=1)
 
@@ -243,6 +251,8 @@ def probe_header(key: str, n_held_out: int | None = None, n_models: int | None =
 def probe_frame(probes: dict[str, dict], n_held_out: int | None = None, n_models: int | None = None) -> pd.DataFrame:
     """Probe results of several descriptions (embedder, baselines) as one table, one row each; with the counts
     given, every score's header says how many models it was measured on."""
+    import pandas as pd
+
     headers = {key: probe_header(key, n_held_out, n_models) for key in PROBE_COLUMNS}
     rows = [{"description": description_name(name), **{headers[k]: p.get(k, np.nan) for k in PROBE_COLUMNS}}
             for name, p in probes.items()]  # fmt: skip
@@ -252,6 +262,8 @@ def probe_frame(probes: dict[str, dict], n_held_out: int | None = None, n_models
 def compare_probe_frame(runs: dict[str, dict], metric: str = "linear_accuracy") -> pd.DataFrame:
     """One probe score across runs: a row per description, a column per run ('name (n=…)' from each run's
     held-out count). `runs`: run name -> {"probes": {description: scores}, "n_held_out": int}."""
+    import pandas as pd
+
     names = []
     for run in runs.values():
         names += [d for d in run["probes"] if d not in names]
@@ -311,6 +323,8 @@ SWEEP_COLUMNS = {"mask_ratio": "mask ratio", "bottleneck": "bottleneck", "seed":
 def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str | None = None) -> go.Figure:
     """Mask ratio x bottleneck heatmap of one score: the mean over seeds, written in each cell (± the standard
     deviation when a cell has several seeds). The colour scale spans the data, so differences show."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     mean = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="mean", dropna=False)
     std = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="std", dropna=False)
@@ -336,6 +350,8 @@ def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str |
 
 def sweep_frame(rows: list[dict]) -> pd.DataFrame:
     """The sweep's rows with readable column names (the table and its CSV)."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     return frame[[c for c in SWEEP_COLUMNS if c in frame]].rename(columns=SWEEP_COLUMNS)
 

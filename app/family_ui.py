@@ -12,8 +12,11 @@ from netembed.family import Family, make_family
 KEY = {"n_functions": "fam_k", "sampling": "fam_sampling", "min_derivative_distance": "fam_distance",
        "seed": "fam_seed"}  # fmt: skip
 DEGREE_KEY = "fam_degree"  # degree_min and degree_max, one range slider
-DRAWN = (*KEY, "degree_min", "degree_max")
-KEYS = (*KEY.values(), DEGREE_KEY, *(f"fam_{s['name']}" for s in specs(FamilyConfig) if s["name"] not in DRAWN))
+KIND_KEY = "fam_kind"  # the name more_settings gave it before it was drawn on its own: old links keep working
+SINE_FIELDS = ("sine_amplitude_min", "sine_amplitude_max", "sine_frequency_min", "sine_frequency_max", "sine_phase")
+DRAWN = (*KEY, "degree_min", "degree_max", "kind", *SINE_FIELDS)
+KEYS = (*KEY.values(), DEGREE_KEY,
+        *(f"fam_{s['name']}" for s in specs(FamilyConfig) if s["name"] not in (*KEY, "degree_min", "degree_max")))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -23,7 +26,12 @@ def cached_family(config: FamilyConfig) -> Family:
 
 
 def family_ui(base: FamilyConfig) -> FamilyConfig:
-    """Widgets for every family setting, defaulting to `base` (the current run's family); returns the config."""
+    """Widgets for every family setting, defaulting to `base` (the current run's family); returns the config.
+
+    The kind comes first; the chosen kind's own settings are drawn, the other kind's are kept as they are."""
+    kind = widgets.config_choice(FamilyConfig, "kind", KIND_KEY, "Family", base, horizontal=True)
+    if kind == "sines":
+        return sines_ui(base)
     c1, c2, c3 = st.columns(3)
     with c1:
         k = widgets.config_number(FamilyConfig, "n_functions", KEY["n_functions"], "Functions K", base)
@@ -36,8 +44,31 @@ def family_ui(base: FamilyConfig) -> FamilyConfig:
                                          "Variety threshold", base, step=0.1, format="%.2f")  # fmt: skip
     with st.expander("More family settings"):
         rest = widgets.more_settings(FamilyConfig, "fam", base, DRAWN)
-    return FamilyConfig(n_functions=k, degree_min=degree[0], degree_max=degree[1], sampling=sampling,
-                        min_derivative_distance=distance, seed=seed, **rest)  # fmt: skip
+    sines = {name: widgets.config_setting(FamilyConfig, name, f"fam_{name}", base) for name in SINE_FIELDS}
+    return FamilyConfig(kind=kind, n_functions=k, degree_min=degree[0], degree_max=degree[1], sampling=sampling,
+                        min_derivative_distance=distance, seed=seed, **sines, **rest)  # fmt: skip
+
+
+def sines_ui(base: FamilyConfig) -> FamilyConfig:
+    """The sines' settings: K, seed, the ranges of a and b, the shared phase c (polynomial settings kept as set)."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        k = widgets.config_number(FamilyConfig, "n_functions", KEY["n_functions"], "Functions K", base)
+        seed = widgets.config_number(FamilyConfig, "seed", KEY["seed"], "Seed", base)
+    sines = {}
+    with c2:
+        for name, label in (("sine_amplitude_min", "Amplitude a: least"), ("sine_amplitude_max", "Amplitude a: largest")):
+            sines[name] = widgets.config_number(FamilyConfig, name, f"fam_{name}", label, base, step=0.5, format="%g")
+    with c3:
+        for name, label in (("sine_frequency_min", "Frequency b: least"), ("sine_frequency_max", "Frequency b: largest")):
+            sines[name] = widgets.config_number(FamilyConfig, name, f"fam_{name}", label, base, step=0.5, format="%g")
+    with st.expander("More family settings"):
+        sines["sine_phase"] = widgets.config_number(FamilyConfig, "sine_phase", "fam_sine_phase", "Phase c", base,
+                                                    step=0.1, format="%g")  # fmt: skip
+        rest = widgets.more_settings(FamilyConfig, "fam", base, DRAWN)
+    kept = family_setting(base)  # the polynomial settings, as last set on this page (no widgets now)
+    return FamilyConfig(kind="sines", n_functions=k, seed=seed, degree_min=kept.degree_min, degree_max=kept.degree_max,
+                        sampling=kept.sampling, min_derivative_distance=kept.min_derivative_distance, **sines, **rest)  # fmt: skip
 
 
 def family_setting(base: FamilyConfig) -> FamilyConfig:

@@ -304,14 +304,16 @@ REPORT_SCORES = {f"retrieval@{RETRIEVAL_K}": f"retrieval_at_{RETRIEVAL_K}", "nmi
 
 
 def default_unseen(n_functions: int) -> int:
-    """How many functions a run holds out for the held-out-function protocol: a third, at least one."""
-    return max(1, n_functions // 3)
+    """How many functions a run holds out for the held-out-function protocol: a third, at least two
+    (one unseen function leaves nothing to tell apart: no NMI, no few-shot probe)."""
+    return max(2, n_functions // 3)
 
 
 def check_protocol_zoo(n_functions: int, models_per_function: int, n_unseen: int) -> None:
     """Refuse a zoo too small to score unseen functions: retrieval@k needs k + 1 unseen-function models."""
-    if n_functions < 2:
-        raise ValueError("the held-out-function protocol needs at least 2 functions (one seen, one unseen)")
+    if n_functions < 3 or not 2 <= n_unseen < n_functions:
+        raise ValueError(f"the held-out-function protocol needs at least 2 unseen functions and 1 seen, got "
+                         f"{n_unseen} unseen of {n_functions}")  # fmt: skip
     if n_unseen * models_per_function < RETRIEVAL_K + 1:
         raise ValueError(f"the held-out-function protocol needs at least {RETRIEVAL_K + 1} models of unseen functions, "
                          f"got {n_unseen} x {models_per_function}")  # fmt: skip

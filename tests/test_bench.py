@@ -70,7 +70,7 @@ def test_bench_quick_writes_json_markdown_and_png(quick_bench):
 
 
 def test_bench_refuses_a_study_too_small_for_its_protocols():
-    tiny = Study("tiny", FamilyConfig(n_functions=3), ZooConfig(models_per_function=2), ClozeConfig(), n_unseen=1)
+    tiny = Study("tiny", FamilyConfig(n_functions=3), ZooConfig(models_per_function=2), ClozeConfig(), n_unseen=2)
     with pytest.raises(ValueError, match="tiny: .*at least 6 models of unseen functions"):
         check_suite([tiny])
 

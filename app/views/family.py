@@ -9,9 +9,10 @@ from netembed.family import FamilyError
 from netembed.plots import family_figure
 
 st.title("Family of target functions")
-st.caption("K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ in its "
-           "derivative by the variety threshold (input-gradients cannot see a constant offset). "
-           "New zoos on the Zoo page are trained on the family chosen here.")  # fmt: skip
+st.caption("Polynomials: K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ "
+           "in its derivative by the variety threshold (input-gradients cannot see a constant offset). Sines: "
+           "a·sin(b·x + c) on x in [-π, π) (drawn here on the models' input range [-1, 1]), a and b drawn uniformly, "
+           "c shared. New zoos on the Zoo page are trained on the family chosen here.")  # fmt: skip
 
 run = state.current_run()
 base = run.family.config if run is not None else FamilyConfig()
@@ -32,6 +33,10 @@ distances = family.derivative_distances()
 closest = distances[np.triu_indices(family.n_functions, 1)].min() if family.n_functions > 1 else float("nan")
 c1, c2, c3 = st.columns(3)
 c1.metric("Functions", family.n_functions)
-c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+if hasattr(family, "degrees"):
+    c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+else:  # sines: the range of each parameter actually drawn
+    p = family.parameters
+    c2.metric("Drawn a, b", f"a {p[:, 0].min():.2g}–{p[:, 0].max():.2g}, b {p[:, 1].min():.2g}–{p[:, 1].max():.2g}")
 c3.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}")
 st.plotly_chart(family_figure(family), key="family_plot")

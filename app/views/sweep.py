@@ -55,8 +55,13 @@ rows = state.sweep_rows(state.run_key()) or (run.report or {}).get("sweep")
 if not rows:
     st.info("No sweep for this run yet: run one above.")
     st.stop()
-metric = widgets.choice("Score", "sw_metric", ["linear_accuracy", "knn_accuracy", "nmi", "cloze_r2"],
-                        "linear_accuracy", fmt=lambda m: PROBE_COLUMNS.get(m, "cloze R²"), horizontal=True)  # fmt: skip
+# coefficient R^2: a regression of each member's parameters (polynomial coefficients, sine a, b, c), the score that
+# does not saturate where the accuracies read 1.0 everywhere (rows made before it was added lack it)
+metrics = [m for m in ("linear_accuracy", "knn_accuracy", "nmi", "coefficient_r2", "cloze_r2")
+           if any(row.get(m) is not None for row in rows)]  # fmt: skip
+default_metric = "coefficient_r2" if "coefficient_r2" in metrics else "linear_accuracy"
+metric = widgets.choice("Score", "sw_metric", metrics, default_metric, fmt=lambda m: PROBE_COLUMNS.get(m, "cloze R²"),
+                        horizontal=True)  # fmt: skip
 st.plotly_chart(sweep_figure(rows, metric, title=f"{PROBE_COLUMNS.get(metric, 'cloze R²')} on held-out seeds"),
                 key="sweep_heatmap")  # fmt: skip
 table = pd.DataFrame(rows)

@@ -49,7 +49,7 @@ def train_tiny_zoo(at: AppTest) -> AppTest:
 
 def test_training_a_zoo_replaces_the_table_with_the_new_models():
     at = visit(fresh(), "zoo")
-    assert len(at.dataframe[0].value) == 100  # the demo's 5 x 20 models
+    assert len(at.dataframe[0].value) == 120  # the demo's 12 x 10 models
     train_tiny_zoo(at)
     assert at.selectbox(key="run").value == "current"
     table = at.dataframe[0].value
@@ -172,7 +172,7 @@ def test_family_reset_returns_to_the_current_runs_family():
     assert at.metric[0].value == "3"
     next(b for b in at.button if b.label == "Reset to the current run's family").click().run()
     assert not at.exception
-    assert at.number_input(key="fam_k").value == 5 and at.metric[0].value == "5"  # the demo's 5 functions
+    assert at.number_input(key="fam_k").value == 12 and at.metric[0].value == "12"  # the demo's 12 functions
 
 
 def test_a_corrupted_saved_run_gives_one_clear_message():

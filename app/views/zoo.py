@@ -44,10 +44,8 @@ with st.container(border=True):
     fam_base = run.family.config if run is not None else FamilyConfig()
     try:
         fam_config = family_ui.family_setting(fam_base)
-        st.caption(f"On the family from the Family page: K = {fam_config.n_functions}, degree "
-                   f"{fam_config.degree_min}-{fam_config.degree_max}, {fam_config.sampling} sampling, seed "
-                   f"{fam_config.seed}. Training runs in the background: change pages freely; the result "
-                   "becomes the current run.")  # fmt: skip
+        st.caption(f"On the family from the Family page: {family_ui.describe(fam_config)}. Training runs in the "
+                   "background: change pages freely; the result becomes the current run.")  # fmt: skip
         config = zoo_ui(base)
         busy = state.job("zoo") is not None and state.job("zoo").running
         if st.button("Train zoo", type="primary", icon=":material/play_arrow:", disabled=busy):

@@ -21,7 +21,7 @@ import json
 import platform
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,8 @@ from .config import ClozeConfig, FamilyConfig, ZooConfig, to_dict
 from .embedding import EMBED_SEED, embed
 from .family import make_family
 from .pipeline import probe_descriptions
-from .run_schema import json_safe
 from .protocols import PROTOCOLS, RETRIEVAL_K, check_protocol_zoo, function_protocols
+from .run_schema import json_safe
 from .zoo import train_zoo
 
 
@@ -173,7 +173,7 @@ def run_bench(studies, seeds, executor, progress=None, train=train_zoo) -> dict:
             progress(done, total, f"{items[i][2].name} seed {items[i][3]}")
 
     results = executor.map(bench_cell, items, on_done=cell_done)
-    out = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+    out = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
            "executor": executor.name, "seeds": seeds, "seconds": round(time.perf_counter() - t0, 1), "studies": {}}  # fmt: skip
     for k, study in enumerate(studies):
         cells = results[k * len(seeds) : (k + 1) * len(seeds)]

@@ -41,12 +41,12 @@ def test_bench_quick_writes_json_markdown_and_png(quick_bench):
     for name, study in bench["studies"].items():
         assert set(study["summary"]) == set(PROTOCOLS), name
         assert len(study["per_seed"]) == 2
-        for desc, scores in study["summary"]["seeds"].items():
+        for scores in study["summary"]["seeds"].values():
             assert set(scores) == set(SEED_SCORES)
             for key, v in scores.items():
                 assert v is None or v["n"] == 2 and v["std"] >= 0
                 check_score(key, None if v is None else v["mean"])
-        for desc, scores in study["summary"]["functions"].items():
+        for scores in study["summary"]["functions"].values():
             assert set(scores) == set(FUNCTION_SCORES)
             for key, v in scores.items():
                 check_score(key, None if v is None else v["mean"])

@@ -168,7 +168,7 @@ else:
     table = probe_frame({NAMES.get(k, k): v for k, v in probes.items()})
     st.caption("Linear probe and kNN: accuracy on the held-out seeds after training on the training seeds; "
                "k-means ARI and NMI: clustering agreement with the true functions (unsupervised); coefficient R²: "
-               "ridge regression from the description to the target polynomial's coefficients (held-out seeds). "
+               "ridge regression from the description to the members' parameters (polynomial coefficients, or sine a, b, c; held-out seeds). "
                f"Chance: {probes['cloze'].get('chance', 1 / family.n_functions):.2f}.")  # fmt: skip
     st.dataframe(table, hide_index=True, key="probe_table",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[1:]})  # fmt: skip

@@ -25,6 +25,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/netembed-numba-cache")
 import torch  # noqa: E402
 
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig  # noqa: E402
+from netembed.executor import make_executor  # noqa: E402
 from netembed.pipeline import run_pipeline, run_sweep  # noqa: E402
 from netembed.store import save_run  # noqa: E402
 
@@ -42,6 +43,8 @@ PROTOCOLS = ("seeds", "functions", "parameters")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "assets" / "demo_run"), help="run folder to write")
+    p.add_argument("--workers", type=int, default=1, help="run the sweep's cells as this many Ray tasks at once "
+                   "(the same numbers as one after another; executor.py)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -54,8 +57,9 @@ def main(argv=None) -> int:
 
     run = run_pipeline(FAMILY, ZOO, CLOZE, progress=progress, protocols=PROTOCOLS)
     base = ClozeConfig(**{**CLOZE.__dict__, "steps": SWEEP["steps"]})
-    run.report["sweep"] = run_sweep(run.zoo, run.family, SWEEP["mask_ratios"], SWEEP["bottlenecks"], base,
-                                    progress=progress)  # fmt: skip
+    with make_executor("ray" if args.workers > 1 else "local", workers=args.workers) as executor:
+        run.report["sweep"] = run_sweep(run.zoo, run.family, SWEEP["mask_ratios"], SWEEP["bottlenecks"], base,
+                                        progress=progress, executor=executor)  # fmt: skip
     run.meta["kind"] = "demo"
     folder = save_run(run, args.out)
     size = sum(f.stat().st_size for f in folder.iterdir())

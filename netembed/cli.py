@@ -516,6 +516,12 @@ def preflight(a) -> None:
             raise CliError(f"--workers must be >= 1, got {a.workers}")
         if a.ray_address is not None and not RAY_ADDRESS.match(a.ray_address):
             raise CliError(f"--ray-address must be host:port, ray://host:port or auto, got {a.ray_address!r}")
+        if a.shards != 1:
+            raise CliError(f"--shards: bench trains every study's zoo in one piece (its cells run through the executor), "
+                           f"got {a.shards}")  # fmt: skip
+        parse_list(a.seeds, int, "--seeds")
+        if a.studies is not None:
+            parse_list(a.studies, str, "--studies")
         return
     if not hasattr(a, "functions"):
         return  # inspect: nothing to build

@@ -62,6 +62,7 @@ def test_training_a_zoo_replaces_the_table_with_the_new_models():
 
 def test_bad_settings_show_a_message_not_a_traceback():
     at = visit(fresh(), "family")
+    at.radio(key="fam_kind").set_value("polynomials")  # the demo is sines: the variety threshold is the polynomials'
     at.number_input(key="fam_k").set_value(50)
     at.number_input(key="fam_distance").set_value(5.0).run()
     assert not at.exception
@@ -139,7 +140,7 @@ def test_cancel_keeps_the_models_trained_so_far():
     at.run()
     assert not at.exception
     assert any("cancelled at step" in w.value for w in at.warning)
-    assert len(at.dataframe[0].value) == 5 * 2 and 0 < job.result.steps_done < 1_000_000
+    assert len(at.dataframe[0].value) == 12 * 2 and 0 < job.result.steps_done < 1_000_000  # the demo family: 12 sines
 
 
 def test_save_the_run_made_now_under_a_checked_name(tmp_path):

@@ -273,6 +273,11 @@ def check_out(out: str | None) -> None:
         raise CliError(f"--out {out}: exists and is not a run folder; refusing to replace it")
 
 
+def check_out_folder(out: str) -> None:
+    if Path(out).exists() and not Path(out).is_dir():
+        raise CliError(f"--out {out}: exists and is not a folder")
+
+
 def reused_zoo(a):
     """(family, zoo) from --from-zoo, or (None, None) to train them."""
     if a.from_zoo is None:
@@ -296,7 +301,36 @@ def print_report(report: dict) -> None:
     for name, p in report["probes"].items():
         cells = [p[k] for k in ("linear_accuracy", "knn_accuracy", "nmi")]
         print(f"{name:>17}  " + "  ".join("   n/a" if c is None else f"{c:6.3f}" for c in cells))
+    print_protocols(report.get("protocols", {}))
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report["seconds"].items()))
+
+
+def print_protocols(protocols: dict) -> None:
+    """The held-out-function and parameter-regression tables of a report (if it has them)."""
+    functions, parameters = protocols.get("functions"), protocols.get("parameters")
+    if functions:
+        print(f"held-out functions (embedder trained on {len(protocols['split']['seen'])} functions, scored on "
+              f"{len(protocols['split']['unseen'])} unseen):")  # fmt: skip
+        cols = next(iter(functions.values())).keys()
+        print(f"{'description':>17}  " + "  ".join(f"{c:>14}" for c in cols))
+        for name, scores in functions.items():
+            print(f"{name:>17}  " + "  ".join(f"{'n/a':>14}" if v is None else f"{v:14.3f}" for v in scores.values()))
+    if parameters:
+        print("parameter regression on the unseen functions (ridge R^2 / MSE; supervised_mlp: an MLP regressor):")
+        for name, per_param in parameters.items():
+            cells = [f"{p} " + ("n/a (constant)" if s["r2"] is None else f"{s['r2']:.3f} / {s['mse']:.3g}")
+                     for p, s in per_param.items()]  # fmt: skip
+            print(f"{name:>17}  " + ", ".join(cells))
+
+
+def parse_protocols(text: str) -> tuple[str, ...]:
+    from .protocols import PROTOCOLS
+
+    names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    bad = [n for n in names if n not in PROTOCOLS]
+    if bad or not names:
+        raise CliError(f"--protocols must be a comma-separated list of {', '.join(PROTOCOLS)}, got {text!r}")
+    return names
 
 
 def cmd_run(a) -> None:
@@ -315,7 +349,7 @@ def cmd_run(a) -> None:
     try:
         run = run_pipeline(family_config(a), zoo_config(a), cloze_config(a), device=check_device(a.device),
                            progress=bars, projections=("pca", "umap") if a.umap else ("pca",),
-                           family=family, zoo=zoo)  # fmt: skip
+                           family=family, zoo=zoo, protocols=parse_protocols(a.protocols))  # fmt: skip
     finally:
         bars.close()
     warn_divergence(run.zoo)
@@ -375,6 +409,40 @@ def cmd_sweep(a) -> None:
         discard_shards(Path(a.out) / "zoo")
 
 
+def cmd_bench(a) -> None:
+    from tqdm import tqdm
+
+    from .bench import QUICK_SUITE, SUITE, run_bench, write_bench
+
+    set_threads(a.threads)
+    studies = QUICK_SUITE if a.quick else SUITE
+    if a.studies:
+        names = parse_list(a.studies, str, "--studies")
+        unknown = sorted(set(names) - {s.name for s in studies})
+        if unknown:
+            raise CliError(f"--studies: no study {', '.join(unknown)}; the suite has {', '.join(s.name for s in studies)}")
+        studies = tuple(s for s in studies if s.name in names)
+    seeds = parse_list(a.seeds, int, "--seeds")
+    bar = tqdm(total=len(studies) * (1 + len(seeds)), desc="bench", unit="cell", file=sys.stderr, disable=None)
+
+    def progress(done, total, what):
+        bar.n = done
+        bar.set_postfix_str(what, refresh=True)
+
+    try:
+        with executor_from_flags(a) as executor:
+            try:
+                bench = run_bench(studies, seeds, executor, progress=progress)
+            except ValueError as e:  # a study whose zoo cannot serve its protocols
+                raise CliError(str(e)) from None
+    finally:
+        bar.close()
+    command = "python -m netembed bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else [])
+    paths = write_bench(bench, Path(a.out), command.strip())
+    print((Path(a.out) / "bench.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = OneLineParser(prog="python -m netembed", formatter_class=fmt,
@@ -399,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_flags(p)
     p.add_argument("--umap", action="store_true", help="add the UMAP projection (its first use in a process "
                    "compiles for 20-60 s; without it the app computes UMAP when it first shows the run)")  # fmt: skip
+    p.add_argument("--protocols", default="seeds",
+                   help="comma-separated: seeds (held-out seeds, always), functions (held-out functions: a second "
+                        "embedder trained on two thirds of the functions, scored on the rest) and parameters (regression "
+                        "of the members' parameters on those unseen functions); functions or parameters add about the "
+                        "embedder's time again")  # fmt: skip
     p.add_argument("--out", required=True, help="run folder to write (with report.json)")
     p.set_defaults(fn=cmd_run)
 
@@ -413,6 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder to write sweep.json into")
     p.set_defaults(fn=cmd_sweep)
 
+    p = sub.add_parser("bench", help="the declared suite (netembed/bench.py): studies x protocols x descriptions x "
+                       "seeds -> bench.md, bench.json, bench.png", formatter_class=fmt)  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="the minutes-long suite with tiny zoos (what the tests run)")
+    p.add_argument("--studies", default=None, help="comma-separated study names to run (default: the whole suite)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated embedder seeds")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (every cell runs with one)")
+    add_executor_flags(p)
+    p.add_argument("--out", default="bench", help="folder to write bench.md, bench.json and bench.png into")
+    p.set_defaults(fn=cmd_bench)
+
     return parser
 
 
@@ -426,6 +509,20 @@ def preflight(a) -> None:
 
     from .limits import check_pipeline
 
+    if a.command == "bench":
+        check_out_folder(a.out)
+        check_threads(a.threads)
+        if a.workers is not None and a.workers < 1:
+            raise CliError(f"--workers must be >= 1, got {a.workers}")
+        if a.ray_address is not None and not RAY_ADDRESS.match(a.ray_address):
+            raise CliError(f"--ray-address must be host:port, ray://host:port or auto, got {a.ray_address!r}")
+        if a.shards != 1:
+            raise CliError(f"--shards: bench trains every study's zoo in one piece (its cells run through the executor), "
+                           f"got {a.shards}")  # fmt: skip
+        parse_list(a.seeds, int, "--seeds")
+        if a.studies is not None:
+            parse_list(a.studies, str, "--studies")
+        return
     if not hasattr(a, "functions"):
         return  # inspect: nothing to build
     check_out(getattr(a, "out", None))
@@ -445,6 +542,14 @@ def preflight(a) -> None:
                       for r in ratios for b in bottlenecks]  # fmt: skip
     if hasattr(a, "executor"):
         check_executor_flags(a, family, zoo)
+    if getattr(a, "protocols", None) is not None:
+        from .protocols import check_protocol_zoo, default_unseen
+
+        if {"functions", "parameters"} & set(parse_protocols(a.protocols)) and a.from_zoo is None:
+            try:
+                check_protocol_zoo(family.n_functions, zoo.models_per_function, default_unseen(family.n_functions))
+            except ValueError as e:
+                raise CliError(f"--protocols: {e}") from None
     if getattr(a, "from_zoo", None) is None:
         check_pipeline(family.n_functions, zoo, clozes)
     else:  # the zoo is loaded, not trained: only the embedders count

@@ -41,6 +41,7 @@ from .family import Family, make_family
 from .invariance import invariance_check
 from .probes import probe_all
 from .projection import project
+from .protocols import PROTOCOLS, function_protocols
 from .run_schema import Run, json_safe
 from .zoo import Zoo, train_zoo
 
@@ -92,11 +93,19 @@ def run_pipeline(
     family: Family | None = None,
     zoo: Zoo | None = None,
     should_stop: Callable[[int], bool] | None = None,
+    protocols: tuple[str, ...] = ("seeds",),
 ) -> Run:
     """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win).
 
     `should_stop(step)` is asked after every embedder step (train_embedder); once it said True the run
-    finishes quickly with what it has: the embedder's probes, no baselines or invariance check."""
+    finishes quickly with what it has: the embedder's probes, no baselines or invariance check.
+    protocols: "seeds" (the probes above, always computed) and optionally "functions" and
+    "parameters" (protocols.function_protocols: a second embedder, trained on the seen functions
+    only, so they roughly double the embedder's time); their scores go to report["protocols"].
+    """
+    unknown = set(protocols) - set(PROTOCOLS)
+    if unknown:
+        raise ValueError(f"protocols must be among {', '.join(PROTOCOLS)}, got {', '.join(sorted(unknown))}")
     seconds = {}
     given = {"family": family, "zoo": zoo}
     tell = stage_teller(progress, skipped=tuple(stage for stage, value in given.items() if value is not None))
@@ -152,6 +161,14 @@ def run_pipeline(
             invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
     seconds["probes_and_baselines"] = time.perf_counter() - t
 
+    extra = {}
+    if {"functions", "parameters"} & set(protocols):
+        t = time.perf_counter()
+        scored = function_protocols(zoo, family, cloze_config, random_state=cloze_config.seed)
+        extra = {"split": scored["split"], "seen_functions_cloze_r2": scored["cloze_r2"],
+                 **{k: scored[k] for k in ("functions", "parameters") if k in protocols}}  # fmt: skip
+        seconds["protocols"] = time.perf_counter() - t
+
     t = time.perf_counter()
     coords = {}
     for i, method in enumerate(projections):
@@ -167,6 +184,7 @@ def run_pipeline(
         "zoo": zoo_report(zoo),
         "embedder": embedder_report(embedder),
         "probes": probes,
+        **({"protocols": extra} if extra else {}),
         "invariance": invariance,
         "projections": {m: np.round(c, 5) for m, c in coords.items()},
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
@@ -213,6 +231,7 @@ def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: C
     """
     seeds = [int(base_config.seed)] if seeds is None else [int(s) for s in seeds]
     cells = [(float(r), int(b), s) for r in mask_ratios for b in bottlenecks for s in seeds]
+    coefficients = family.parameters[zoo.task_ids]  # (n, p) each model's continuous parameters, for coefficient R^2
     if executor is not None:
         finished = []
 
@@ -221,7 +240,7 @@ def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: C
             if progress is not None:
                 progress("sweep", len(finished) / len(cells), {"mask_ratio": row["mask_ratio"], "bottleneck": row["bottleneck"]})
 
-        rows = executor.map(sweep_cell, cells, shared=(zoo, base_config), on_done=cell_done)
+        rows = executor.map(sweep_cell_of, cells, shared=(zoo, base_config, coefficients), on_done=cell_done)
     else:
         rows = []
         for i, (ratio, bottleneck, seed) in enumerate(cells):
@@ -239,7 +258,8 @@ def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: C
                     return True
                 return False
 
-            row = sweep_cell(zoo, base_config, ratio, bottleneck, seed, progress=step_progress, should_stop=stop_hook)
+            row = sweep_cell(zoo, base_config, ratio, bottleneck, seed, progress=step_progress, should_stop=stop_hook,
+                             coefficients=coefficients)  # fmt: skip
             if stopped:
                 break
             rows.append(row)
@@ -248,16 +268,28 @@ def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: C
     return rows
 
 
+def sweep_cell_of(zoo: Zoo, base_config: ClozeConfig, coefficients, mask_ratio: float, bottleneck: int,
+                  seed: int) -> dict:  # fmt: skip
+    """sweep_cell with the members' parameters passed positionally (an executor's cell: fn(*shared, *item))."""
+    return sweep_cell(zoo, base_config, mask_ratio, bottleneck, seed, coefficients=coefficients)
+
+
 def sweep_cell(zoo: Zoo, base_config: ClozeConfig, mask_ratio: float, bottleneck: int, seed: int | None = None,
-               progress=None, should_stop=None) -> dict:  # fmt: skip
-    """One sweep cell: an embedder with this mask ratio, bottleneck and seed, probed on the held-out seeds -> a row."""
+               progress=None, should_stop=None, coefficients=None) -> dict:  # fmt: skip
+    """One sweep cell: an embedder with this mask ratio, bottleneck and seed, probed on the held-out seeds -> a row.
+
+    coefficients (n, p), if given, are each model's continuous parameters (polynomial coefficients, sine
+    a, b, c): the row then holds coefficient_r2, a ridge regression's R^2 on the held-out seeds, a score
+    that does not saturate where the classification probes all read 1.0."""
     seed = base_config.seed if seed is None else int(seed)
     config = replace(base_config, mask_ratio=mask_ratio, bottleneck=bottleneck, seed=seed)
     t = time.perf_counter()
     embedder = train_embedder(zoo, config, progress=progress, should_stop=should_stop)
-    p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed)
+    p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed,
+                  coefficients=coefficients)  # fmt: skip
     return json_safe({
         "mask_ratio": mask_ratio, "bottleneck": bottleneck, "seed": seed, "linear_accuracy": p["linear_accuracy"],
-        "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "cloze_r2": embedder.cloze_r2_,
+        "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "coefficient_r2": p.get("coefficient_r2"),
+        "cloze_r2": embedder.cloze_r2_,
         "n_held_out": int((~zoo.is_train).sum()), "seconds": round(time.perf_counter() - t, 2),
     })  # fmt: skip

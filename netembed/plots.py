@@ -315,7 +315,7 @@ def confusion_figure(confusion, title: str | None = None) -> go.Figure:
 
 
 SWEEP_SCORES = {"linear_accuracy": "linear probe accuracy", "knn_accuracy": "kNN accuracy", "nmi": "NMI",
-                "cloze_r2": "cloze R²"}  # fmt: skip
+                "coefficient_r2": "parameter R²", "cloze_r2": "cloze R²"}  # fmt: skip
 SWEEP_COLUMNS = {"mask_ratio": "mask ratio", "bottleneck": "bottleneck", "seed": "seed", **SWEEP_SCORES,
                  "n_held_out": "held-out models (n)", "seconds": "seconds"}  # fmt: skip
 

@@ -293,3 +293,51 @@ def cross_architecture_retrieval(descriptions: dict, labels, architectures, k: i
     for name, f in descriptions.items():
         out[name] = f if isinstance(f, str) else retrieval_at_k(standardise(f, slice(None)), labels, k, groups=architectures)
     return out
+
+
+# ---------------------------------------------------------------- the protocols as a run's report holds them
+
+PROTOCOLS = ("seeds", "functions", "parameters")  # held-out seeds (probes.py), held-out functions, parameter regression
+REPORT_SCORES = {f"retrieval@{RETRIEVAL_K}": f"retrieval_at_{RETRIEVAL_K}", "nmi": "nmi", "1-shot": "one_shot",
+                 "5-shot": "five_shot"}  # fmt: skip
+
+
+def default_unseen(n_functions: int) -> int:
+    """How many functions a run holds out for the held-out-function protocol: a third, at least two
+    (one unseen function leaves nothing to tell apart: no NMI, no few-shot probe)."""
+    return max(2, n_functions // 3)
+
+
+def check_protocol_zoo(n_functions: int, models_per_function: int, n_unseen: int) -> None:
+    """Refuse a zoo too small to score unseen functions: retrieval@k needs k + 1 unseen-function models."""
+    if n_functions < 3 or not 2 <= n_unseen < n_functions:
+        raise ValueError(f"the held-out-function protocol needs at least 2 unseen functions and 1 seen, got "
+                         f"{n_unseen} unseen of {n_functions}")  # fmt: skip
+    if n_unseen * models_per_function < RETRIEVAL_K + 1:
+        raise ValueError(f"the held-out-function protocol needs at least {RETRIEVAL_K + 1} models of unseen functions, "
+                         f"got {n_unseen} x {models_per_function}")  # fmt: skip
+
+
+def function_protocols(zoo: Zoo, family, config: ClozeConfig, n_unseen: int | None = None, random_state: int = 0,
+                       progress=None) -> dict:  # fmt: skip
+    """Held-out functions and parameter regression for one embedder seed, keyed as a run's report keeps them:
+
+    {"split": {"seen": [...], "unseen": [...]},
+     "functions": {description: {retrieval_at_5, nmi, one_shot, five_shot}},
+     "parameters": {description: {parameter: {r2, mse, knn_r2, knn_mse}}}, "cloze_r2": float}
+    A score that cannot apply is None (a parameter constant on the unseen functions, a few-shot
+    probe with no model left to score). The embedder is trained on the seen functions only.
+    """
+    n_unseen = default_unseen(family.n_functions) if n_unseen is None else n_unseen
+    check_protocol_zoo(family.n_functions, zoo.config.models_per_function, n_unseen)
+    split = split_functions(family.n_functions, n_unseen, random_state=random_state)
+    study = held_out_function_study(zoo, family, config, split, random_state=random_state, progress=progress)
+    functions = {name: {REPORT_SCORES[k]: v for k, v in scores.items()} for name, scores in study["functions"].items()}
+    parameters = {}
+    for name, per_param in study["regression"].items():
+        method = "mlp" if name == "supervised_mlp" else "linear"
+        parameters[name] = {p: {"r2": s[f"{method}_r2"], "mse": s[f"{method}_mse"],
+                                **({} if method == "mlp" else {"knn_r2": s["knn_r2"], "knn_mse": s["knn_mse"]})}
+                            for p, s in per_param.items()}  # fmt: skip
+    return {"split": {"seen": split.seen.tolist(), "unseen": split.unseen.tolist()}, "functions": functions,
+            "parameters": parameters, "cloze_r2": study["cloze_r2"]}  # fmt: skip

@@ -57,7 +57,7 @@ def open_new_run(at: AppTest) -> AppTest:
 
 def test_training_a_zoo_adds_a_run_that_the_user_opens():
     at = visit(fresh(), "zoo")
-    assert len(at.dataframe[0].value) == 100  # the demo's 5 x 20 models
+    assert len(at.dataframe[0].value) == 120  # the demo's 12 x 10 models
     train_tiny_zoo(at)
     table = at.dataframe[0].value
     assert len(table) == 2 * 3 and set(table.function) == {0, 1}
@@ -69,6 +69,7 @@ def test_training_a_zoo_adds_a_run_that_the_user_opens():
 
 def test_bad_settings_show_a_message_not_a_traceback():
     at = visit(fresh(), "family")
+    at.radio(key="fam_kind").set_value("polynomials")  # the demo is sines: the variety threshold is the polynomials'
     at.number_input(key="fam_k").set_value(50)
     at.number_input(key="fam_distance").set_value(5.0).run()
     assert not at.exception
@@ -149,7 +150,7 @@ def test_cancel_keeps_the_models_trained_so_far():
     assert not at.exception
     assert any("cancelled at step" in w.value for w in at.warning)
     open_new_run(at)
-    assert len(at.dataframe[0].value) == 5 * 2 and 0 < job.result.steps_done < 1_000_000
+    assert len(at.dataframe[0].value) == 12 * 2 and 0 < job.result.steps_done < 1_000_000  # the demo family: 12 sines
 
 
 def test_save_the_run_made_now_under_a_checked_name(tmp_path):
@@ -182,7 +183,7 @@ def test_family_reset_returns_to_the_current_runs_family():
     assert at.metric[0].value == "3"
     next(b for b in at.button if b.label == "Reset to the current run's family").click().run()
     assert not at.exception
-    assert at.number_input(key="fam_k").value == 5 and at.metric[0].value == "5"  # the demo's 5 functions
+    assert at.number_input(key="fam_k").value == 12 and at.metric[0].value == "12"  # the demo's 12 functions
 
 
 def test_a_corrupted_saved_run_gives_one_clear_message():

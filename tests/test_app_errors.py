@@ -45,14 +45,15 @@ def test_a_hostile_link_falls_back_or_explains_on_every_page(value, private_runs
 def family_then_zoo(at: AppTest, **family) -> AppTest:
     at.switch_page("views/family.py").run()
     for key, value in family.items():
-        widget = at.slider(key=key) if key == "fam_degree" else at.number_input(key=key)
+        widget = at.slider(key=key) if key == "fam_degree" else at.radio(key=key) if key == "fam_kind" else at.number_input(key=key)
         widget.set_value(value)
     at.run()
     return at
 
 
 def test_more_functions_than_the_variety_allows_is_a_message(private_runs_folder):
-    at = family_then_zoo(AppTest.from_file(MAIN, default_timeout=TIMEOUT), fam_k=3, fam_degree=(1, 1))
+    at = family_then_zoo(AppTest.from_file(MAIN, default_timeout=TIMEOUT), fam_kind="polynomials", fam_k=3,
+                         fam_degree=(1, 1))  # the demo is sines: the variety limit is the polynomials' (fmt: skip)
     assert not at.exception
     assert any("at most 2" in e and "n_functions" in e for e in shown(at, "error")), shown(at, "error")
 

@@ -151,7 +151,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     settle(other, PAGES["zoo"])
     other_picker = other.get_by_test_id("stSidebar").get_by_role("combobox", name="Current run")
     expect(other_picker).to_match_aria_snapshot('- combobox "Current run": demo run (bundled)')
-    expect(other.get_by_text("100 of 100 models shown")).to_be_visible()
+    expect(other.get_by_text("120 of 120 models shown")).to_be_visible()
     other_picker.click()
     expect(other.get_by_role("option")).to_have_count(1)  # the demo only: no "run made now" to pick
     other.close()
@@ -179,10 +179,10 @@ def test_upload_a_run_archive_and_refuse_a_bad_one(server, browser, tmp_path):
     picker = sidebar.get_by_role("combobox", name="Current run")
     expect(picker).to_match_aria_snapshot('- combobox "Current run": demo (unsaved)', timeout=30_000)
     settle(page, PAGES["zoo"])
-    expect(page.get_by_text("100 of 100 models shown")).to_be_visible()
+    expect(page.get_by_text("120 of 120 models shown")).to_be_visible()
     with page.expect_download(timeout=60_000) as download:  # and the run goes out again as a zip that loads
         sidebar.get_by_role("button", name="Download this run (.zip)").click()
-    assert load_run_archive(Path(download.value.path()).read_bytes()).zoo.n_models == 100
+    assert load_run_archive(Path(download.value.path()).read_bytes()).zoo.n_models == 120
     page.close()
 
 

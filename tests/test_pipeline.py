@@ -92,3 +92,30 @@ def test_sweep_command_prints_a_table(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "linear_accuracy" in out and len(json.loads((tmp_path / "s" / "sweep.json").read_text())["rows"]) == 2
+
+
+def test_run_with_protocols_reports_held_out_functions_and_parameter_regression(tmp_path, capsys):
+    """--protocols seeds,functions,parameters adds report["protocols"] and keeps every existing key."""
+    argv = ["run", *TINY, "--functions", "6", "--models-per-function", "4", "--protocols", "seeds,functions,parameters"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert {"probes", "embedder", "zoo", "projections"} <= set(report)
+    protocols = report["protocols"]
+    assert len(protocols["split"]["unseen"]) == 2 and len(protocols["split"]["seen"]) == 4
+    for name in DESCRIPTIONS:
+        scores = protocols["functions"][name]
+        assert set(scores) == {"retrieval_at_5", "nmi", "one_shot", "five_shot"}
+        assert 0.0 <= scores["retrieval_at_5"] <= 1.0 and scores["five_shot"] is None  # 4 seeds: no 5-shot
+        for param in ("c0", "c1", "c2", "c3", "c4"):
+            assert {"r2", "mse"} <= set(protocols["parameters"][name][param])
+    assert "held-out functions" in capsys.readouterr().out
+
+
+def test_run_without_protocols_flag_keeps_the_report_as_before(tmp_path):
+    assert main(["run", *TINY, "--out", str(tmp_path / "r")]) == 0
+    assert "protocols" not in json.loads((tmp_path / "r" / "report.json").read_text())
+
+
+def test_run_refuses_unknown_protocols_in_one_line(tmp_path, capsys):
+    assert main(["run", *TINY, "--protocols", "seeds,bogus", "--out", str(tmp_path / "r")]) != 0
+    assert "--protocols must be" in capsys.readouterr().err

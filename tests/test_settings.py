@@ -67,6 +67,10 @@ def explicit_bad_values(tmp_path) -> dict[str, list[str]]:
         "--workers": ["0", "x"],
         "--shards": ["0", "x", "999"],
         "--shard-by": ["no-such-split"],
+        "--protocols": ["bogus", ","],
+        "--quick": ["=yes"],
+        "--studies": ["nope"],
+        "--seeds": ["x", ","],
     }
 
 

@@ -1,14 +1,91 @@
 """Embeddings: where the models land, how well probes read their function off, and who their neighbours are."""
 
+import pandas as pd
 import streamlit as st
 
 from app import state, widgets
+from app.jobs_ui import job_panel
 from netembed.embedding import EMBED_SEED
 from netembed.gradients import NoExactSections, line_sections
 from netembed.pipeline import projection
 from netembed.plots import confusion_figure, embedding_figure, embeddings_frame, gradient_figure, probe_frame
 from netembed.probes import nearest_models
 from netembed.projection import METHODS, project
+
+NAMES = {"cloze": "cloze embedder", "raw_gradients": "raw gradients", "outputs": "raw outputs",
+         "weights": "flat weights", "weight_stats": "weight statistics", "supervised": "supervised (upper bound)"}  # fmt: skip
+
+PROTOCOL_NAMES = {"seeds": "held-out seeds", "functions": "held-out functions", "parameters": "parameter regression"}
+
+
+def protocol_scores(run) -> dict | None:
+    """The run's held-out-function and parameter-regression scores: its report's, or computed in this session."""
+    return (run.report or {}).get("protocols") or st.session_state.get("emb_protocol_scores", {}).get(state.run_key())
+
+
+def protocols_job(family, zoo, config):
+    """Train an embedder on the seen functions and score every description on the unseen ones, in the background."""
+    from app.jobs import Job
+    from netembed.protocols import function_protocols
+
+    def work(report):
+        def progress(step, loss, r2):
+            return report(step, stage="embedder on the seen functions", loss=loss, r2=r2)
+
+        return function_protocols(zoo, family, config, random_state=config.seed, progress=progress)
+
+    return Job(name="protocols", total=config.steps, work=work)
+
+
+def keep_protocol_scores(key, job):
+    st.session_state.setdefault("emb_protocol_scores", {})[key] = job.result
+
+
+def protocol_tables(run, protocol: str) -> None:
+    """The table of one protocol; where the run has none, a button computes it in the background."""
+    scores = protocol_scores(run)
+    if scores is None or protocol not in scores:
+        st.info("This run's report has no held-out-function scores (made with `python -m netembed run --protocols "
+                "seeds,functions,parameters`, or computed here: an embedder trained on two thirds of the functions, "
+                "about the Embedder page's training time).")  # fmt: skip
+        from netembed.protocols import check_protocol_zoo, default_unseen
+
+        try:
+            check_protocol_zoo(run.family.n_functions, run.zoo.config.models_per_function, default_unseen(run.family.n_functions))
+        except ValueError as e:
+            st.warning(str(e))
+            return
+        busy = state.job("protocols") is not None and state.job("protocols").running
+        if st.button("Compute held-out functions and parameter regression", icon=":material/play_arrow:", disabled=busy):
+            key = state.run_key()
+            state.start("protocols", protocols_job(run.family, run.zoo, run.embedder.config),
+                        lambda job, key=key: keep_protocol_scores(key, job))  # fmt: skip
+            st.rerun()
+        job_panel("protocols", "Held-out functions")
+        return
+    split = scores["split"]
+    st.caption(f"Embedder trained on the models of {len(split['seen'])} functions; scores on the models of the "
+               f"{len(split['unseen'])} functions it never saw (f{', f'.join(map(str, split['unseen']))}).")  # fmt: skip
+    if protocol == "functions":
+        table = pd.DataFrame([{"description": NAMES.get(k, k), "retrieval@5": v["retrieval_at_5"], "NMI": v["nmi"],
+                               "1-shot": v["one_shot"], "5-shot": v["five_shot"]} for k, v in scores["functions"].items()])  # fmt: skip
+        st.caption("retrieval@5: share of a model's 5 nearest neighbours (among unseen-function models) that fit "
+                   "the same function; NMI: k-means against the true functions; k-shot: logistic regression on k "
+                   "seeds per unseen function, accuracy on the rest. Empty: not enough seeds.")  # fmt: skip
+    else:
+        rows = []
+        for k, per_param in scores["parameters"].items():
+            row = {"description": NAMES.get(k, k)}
+            for name, v in per_param.items():
+                row[f"{name} R²"], row[f"{name} MSE"] = v["r2"], v["mse"]
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        st.caption("Ridge regression from each description to the members' parameters (supervised_mlp: an MLP "
+                   "regressor on the grid gradients, a ceiling), fitted on the seen functions' models; R² and MSE on "
+                   "the unseen ones. Empty: the parameter is the same for every member (no R²).")  # fmt: skip
+    st.dataframe(table, hide_index=True, key=f"protocol_table_{protocol}",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[1:]})  # fmt: skip
+
 
 st.title("Embeddings")
 run = state.current_run()
@@ -84,14 +161,21 @@ else:
 
 probes = (run.report or {}).get("probes")
 st.subheader("Probes: how well each description of the models names their function")
-if not probes:
+protocol = widgets.choice("Protocol", "emb_protocol", list(PROTOCOL_NAMES), "seeds", fmt=PROTOCOL_NAMES.get,
+                          horizontal=True, help="held-out seeds: probes trained on every function's training seeds, "
+                          "scored on its held-out seeds; held-out functions: an embedder trained on two thirds of the "
+                          "functions, scored on the models of the functions it never saw; parameter regression: ridge "
+                          "regression of the members' parameters, fitted on the seen functions, scored on the unseen")  # fmt: skip
+if protocol != "seeds":
+    protocol_tables(run, protocol)
+elif not probes:
     st.info("This run's report holds no probe results.")
 else:
     n_held = int((~zoo.is_train).sum())
     table = probe_frame(probes, n_held_out=n_held, n_models=zoo.n_models)
     st.caption("Linear probe and kNN: accuracy on the held-out seeds after training on the training seeds; "
                "k-means ARI and NMI: clustering agreement with the true functions (unsupervised); coefficient R²: "
-               "ridge regression from the description to the target polynomial's coefficients (held-out seeds). "
+               "ridge regression from the description to the members' parameters (polynomial coefficients, or sine a, b, c; held-out seeds). "
                f"n: the models each score is measured on ({n_held} held-out, {zoo.n_models} for k-means). "
                f"Chance: {probes['cloze'].get('chance', 1 / family.n_functions):.2f}.")  # fmt: skip
     st.dataframe(table, hide_index=True, key="probe_table",

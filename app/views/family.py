@@ -37,9 +37,10 @@ def landing_card() -> None:
 
 landing_card()
 st.title("Family of target functions")
-st.caption("K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ in its "
-           "derivative by the variety threshold (input-gradients cannot see a constant offset). "
-           "New zoos on the Zoo page are trained on the family chosen here.")  # fmt: skip
+st.caption("Polynomials: K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ "
+           "in its derivative by the variety threshold (input-gradients cannot see a constant offset). Sines: "
+           "a·sin(b·x + c) on x in [-π, π) (drawn here on the models' input range [-1, 1]), a and b drawn uniformly, "
+           "c shared. New zoos on the Zoo page are trained on the family chosen here.")  # fmt: skip
 
 run = state.current_run()
 base = run.family.config if run is not None else FamilyConfig()
@@ -62,6 +63,9 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Functions", family.n_functions)
 if hasattr(family, "degrees"):
     c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+elif family.config.kind == "sines":  # the range of each parameter actually drawn
+    p = family.parameters
+    c2.metric("Drawn a, b", f"a {p[:, 0].min():.2g}–{p[:, 0].max():.2g}, b {p[:, 1].min():.2g}–{p[:, 1].max():.2g}")
 else:
     c2.metric("Inputs d", getattr(family, "input_dim", 1))
 c3.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}")

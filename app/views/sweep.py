@@ -76,8 +76,11 @@ rows = (run.report or {}).get("sweep")
 if not rows:
     st.info("No sweep for this run yet: run one above (its result is a new run holding this one and the sweep).")
     st.stop()
-metric = widgets.choice("Score", "sw_metric", list(SWEEP_SCORES), "linear_accuracy", fmt=SWEEP_SCORES.get,
-                        horizontal=True)  # fmt: skip
+# coefficient R^2: a regression of each member's parameters (polynomial coefficients, sine a, b, c), the score that
+# does not saturate where the accuracies read 1.0 everywhere (rows made before it was added lack it)
+metrics = [m for m in SWEEP_SCORES if any(row.get(m) is not None for row in rows)]
+default_metric = "coefficient_r2" if "coefficient_r2" in metrics else "linear_accuracy"
+metric = widgets.choice("Score", "sw_metric", metrics, default_metric, fmt=SWEEP_SCORES.get, horizontal=True)
 n_seeds = len({r.get("seed", 0) for r in rows})
 spread = f", mean ± standard deviation over {n_seeds} seeds" if n_seeds > 1 else ""
 n_held = rows[0].get("n_held_out")

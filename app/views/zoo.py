@@ -50,10 +50,9 @@ with st.container(border=True):
     fam_base = run.family.config if run is not None else FamilyConfig()
     try:
         fam_config = family_ui.family_setting(fam_base)
-        st.caption(f"On the family from the Family page: K = {fam_config.n_functions}, degree "
-                   f"{fam_config.degree_min}-{fam_config.degree_max}, {fam_config.sampling} sampling, seed "
-                   f"{fam_config.seed}. Training runs in the background: change pages freely; the result "
-                   "joins this session's runs (the sidebar offers to open it).")  # fmt: skip
+        st.caption(f"On the family from the Family page: {family_ui.describe(fam_config)}. Training runs in the "
+                   "background: change pages freely; the result joins this session's runs (the sidebar offers to "
+                   "open it).")  # fmt: skip
         config = zoo_ui(base)
         st.caption(state.duration_text("zoo", estimate_zoo(fam_config.n_functions, config).flops))
         busy = state.job("zoo") is not None and state.job("zoo").running

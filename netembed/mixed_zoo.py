@@ -100,7 +100,8 @@ class MixedZoo:
 
     @property
     def engine(self) -> str:
-        return ", ".join(f"{architecture_label(p.config)}: {p.engine}" for p in self.parts)
+        """Which step trained each part, e.g. '32x2:relu: kernel, 32x2:tanh: autograd' (not stored: '' once loaded)."""
+        return ", ".join(f"{architecture_label(p.config)}: {p.engine}" for p in self.parts if p.engine)
 
     def __getattr__(self, name):
         if name in PER_MODEL and name != "loss_curves":  # task_ids, replicates, seeds, fit_mse, failed: (n,)

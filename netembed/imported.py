@@ -39,19 +39,21 @@ class ImportedNetworkError(ValueError):
 
 
 def check_safetensors_bytes(data: bytes, name: str) -> None:
-    """Refuse anything but a safetensors file, from its first bytes alone (nothing is unpickled or run)."""
+    """Refuse anything but a safetensors file, from its first bytes alone (nothing is unpickled or run).
+
+    safetensors: an 8-byte little-endian header length, then that many bytes of a JSON object.
+    A pickle starts with 0x80 (protocol 2+) and torch.save writes a zip ('PK'): named as such."""
+    header_len = struct.unpack("<Q", data[:8])[0] if len(data) >= 10 else None
+    if header_len is not None and header_len <= len(data) - 8 and data[8:9] == b"{":
+        try:
+            json.loads(data[8 : 8 + header_len])
+            return
+        except (UnicodeDecodeError, ValueError):
+            pass
     if data[:1] == b"\x80" or data[:2] == b"PK":
         raise ImportedNetworkError(f"{name}: a pickle / torch.save file; refused, never loaded "
                                    "(save it with safetensors.torch.save_file(model.state_dict(), path))")  # fmt: skip
-    if len(data) < 10:
-        raise ImportedNetworkError(f"{name}: not a safetensors file (too short)")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > len(data) - 8 or data[8:9] != b"{":
-        raise ImportedNetworkError(f"{name}: not a safetensors file (no JSON header after the 8-byte length)")
-    try:
-        json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, ValueError):
-        raise ImportedNetworkError(f"{name}: not a safetensors file (its header is not JSON)") from None
+    raise ImportedNetworkError(f"{name}: not a safetensors file (no JSON header after an 8-byte length)")
 
 
 def read_state_dict(data: bytes, name: str) -> dict[str, torch.Tensor]:

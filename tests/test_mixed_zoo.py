@@ -141,3 +141,15 @@ def test_cli_trains_and_saves_a_mixed_zoo(tmp_path, capsys):
     assert load_run(out).zoo.labels == ["8x1:relu", "8x1:tanh"]
     assert main(["zoo", "--functions", "2", "--architectures", "8x1:nope", "--out", str(out)]) != 0
     assert "--architectures" in capsys.readouterr().err
+
+
+def test_zoo_page_shows_each_models_architecture(private_runs_folder, family, mixed):
+    from app_session import fresh, visit
+
+    save_run(Run(family=family, zoo=mixed), private_runs_folder / "mixed")
+    at = fresh()
+    at.selectbox(key="run").set_value("saved:mixed").run()
+    visit(at, "zoo")
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table.architecture) == list(mixed.architectures)

@@ -12,6 +12,7 @@ from pathlib import Path
 from .cli_errors import CliError, OneLineParser, exit_status, warn_divergence
 from .cli_flags import add_config_flags, add_degree_flag, built, config_from_args, flags_of
 from .config import (
+    ACTIVATIONS,
     SWEEP_BOTTLENECKS,
     SWEEP_MASK_RATIOS,
     ClozeConfig,
@@ -246,6 +247,25 @@ def cmd_embed(a) -> None:
         print(f"wrote {a.out}")
 
 
+def check_embed_flags(a) -> None:
+    """embed's flags, before any file is read: the range, --out, then the run and its embedder."""
+    from .imported import parse_input_range
+
+    parse_input_range(a.input_range)  # its message names --input-range
+    if a.out is not None and Path(a.out).is_dir():
+        raise CliError(f"--out {a.out}: is a folder; give a JSON file to write")
+    if a.run is None:
+        raise CliError("--run is required: the run folder whose embedder places the networks")
+    try:
+        run = load_run(a.run)
+    except RunError as e:
+        raise RunError(f"{e} (--run)") from None
+    if run.embedder is None:
+        raise CliError(f"--run {a.run}: holds no trained embedder; make one with `python -m netembed run`")
+    if not a.files:
+        raise CliError("give at least one safetensors FILE to embed")
+
+
 def cmd_inspect(a) -> None:
     run = load_run(a.run)
     zoo, family = run.zoo, run.family
@@ -254,6 +274,8 @@ def cmd_inspect(a) -> None:
     print(f"run {Path(a.run).resolve()} (saved {run.meta.get('saved_at', '?')})")
     print(f"  family: {family.n_functions} polynomials, degree {fc.degree_min}-{fc.degree_max}, "
           f"sampling {fc.sampling}, seed {fc.seed}")  # fmt: skip
+    if hasattr(zoo, "parts"):
+        print(f"  architectures: {', '.join(zoo.labels)} (mixed zoo; the line below is the first's)")
     print(f"  zoo:    {s['n_models']} MLPs 1->{'->'.join([str(zc.width)] * zc.depth)}->1 {zc.activation}, "
           f"{zoo.steps_done}/{zc.steps} steps, split {zc.n_train_seeds}/{zc.models_per_function} seeds train")  # fmt: skip
     print(f"          fit MSE median {sci(s['fit_mse_median'])}, worst {sci(s['fit_mse_worst'])}, {s['n_failed']} failed")
@@ -333,6 +355,9 @@ def reused_zoo(a):
         run = load_run(a.from_zoo)
     except RunError as e:
         raise RunError(f"{e} (--from-zoo)") from None
+    if hasattr(run.zoo, "parts"):
+        raise CliError(f"--from-zoo {a.from_zoo}: a mixed-architecture zoo; run and sweep take one architecture "
+                       "(the cross-architecture study is benchmarks/cross_arch.py)")  # fmt: skip
     return run.family, run.zoo
 
 
@@ -443,12 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", help="embed networks trained elsewhere (safetensors nn.Sequential MLPs, 1 -> 1) "
                        "with a run's embedder", formatter_class=fmt)  # fmt: skip
-    p.add_argument("--run", required=True, help="run folder with a trained embedder")
-    p.add_argument("--activation", default="relu", help="the networks' hidden activation")
+    p.add_argument("--run", default=None, help="run folder with a trained embedder (required)")
+    p.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="the networks' hidden activation")
     p.add_argument("--input-range", default="-1,1", metavar="LO,HI",
                    help="the interval the networks were trained on, mapped onto the family's [-1, 1]")
     p.add_argument("--out", default=None, help="JSON file to write, one object per network")
-    p.add_argument("files", nargs="+", help="safetensors state_dicts")
+    p.add_argument("files", nargs="*", help="safetensors state_dicts (at least one)")
     p.set_defaults(fn=cmd_embed)
 
     p = sub.add_parser("inspect", help="load a run folder, validate it and print what it holds", formatter_class=fmt)
@@ -489,6 +514,8 @@ def preflight(a) -> None:
 
     from .limits import check_pipeline
 
+    if a.command == "embed":
+        return check_embed_flags(a)
     if not hasattr(a, "functions"):
         return  # inspect: nothing to build
     check_out(getattr(a, "out", None))

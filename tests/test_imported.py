@@ -129,3 +129,15 @@ def test_a_pickle_is_refused_without_running_it(tmp_path):
     with pytest.raises(ImportedNetworkError, match="not a safetensors file"):
         load_network(b"just some text, not tensors", "notes.txt")
     assert not marker.exists()
+
+
+def test_imported_points_are_highlighted_stars_with_their_prediction():
+    import plotly.graph_objects as go
+
+    from netembed.plots import add_imported_points
+
+    fig = add_imported_points(go.Figure(), np.array([[0.5, -1.0], [2.0, 3.0]]), ["a.safetensors", "b.safetensors"],
+                              [1, 3], [[4, 5, 6], [7, 8, 9]])  # fmt: skip
+    assert [t.marker.symbol for t in fig.data] == ["star", "star"]
+    assert fig.data[1].x == (2.0,) and "predicted f3" in fig.data[1].hovertemplate
+    assert "[7, 8, 9]" in fig.data[1].hovertemplate and fig.data[0].name == "a.safetensors (f1)"

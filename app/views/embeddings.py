@@ -7,7 +7,14 @@ from app import state, widgets
 from netembed.embedding import EMBED_SEED
 from netembed.gradients import NoExactSections, line_sections
 from netembed.pipeline import projection
-from netembed.plots import add_imported_points, confusion_figure, embedding_figure, embeddings_frame, gradient_figure, probe_frame
+from netembed.plots import (
+    add_imported_points,
+    confusion_figure,
+    embedding_figure,
+    embeddings_frame,
+    gradient_figure,
+    probe_frame,
+)
 from netembed.probes import nearest_models
 from netembed.projection import METHODS, project
 

@@ -18,7 +18,7 @@ import torch
 
 from .cloze_model import Embedder
 from .cloze_task import GradientSource, draw_inputs, make_mask, rms_gradient
-from .config import ClozeConfig
+from .config import ClozeConfig, ConfigError
 from .divergence import diverged
 from .zoo import Zoo
 
@@ -61,6 +61,9 @@ def validation_r2(embedder: Embedder, batch) -> float:
 
 def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu") -> Embedder:
     """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
+    if hasattr(zoo, "parts"):  # mixed_zoo.MixedZoo: its parts' weights cannot be batched together
+        raise ConfigError("this zoo mixes architectures: train the embedder on one of them (MixedZoo.part_of), "
+                          "as the cross-architecture study does (cross_architecture.py)")  # fmt: skip
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
         torch.manual_seed(config.seed)
         embedder = Embedder(config).to(device)

@@ -104,10 +104,11 @@ class MixedZoo:
         return ", ".join(f"{architecture_label(p.config)}: {p.engine}" for p in self.parts if p.engine)
 
     def __getattr__(self, name):
-        if name in PER_MODEL and name != "loss_curves":  # task_ids, replicates, seeds, fit_mse, failed: (n,)
-            return np.concatenate([getattr(p, name) for p in self.__dict__["parts"]])
-        if name == "loss_curves":  # (n, n_logged): parts log at their own steps, so pad to the longest
-            curves = [p.loss_curves for p in self.__dict__["parts"]]
+        parts = self.__dict__.get("parts")  # absent while copy / pickle rebuild the object
+        if parts is not None and name in PER_MODEL and name != "loss_curves":  # task_ids, seeds, ...: (n,)
+            return np.concatenate([getattr(p, name) for p in parts])
+        if parts is not None and name == "loss_curves":  # (n, n_logged): parts may log at other steps: pad
+            curves = [p.loss_curves for p in parts]
             width = max(c.shape[1] for c in curves)
             return np.concatenate([np.pad(c, ((0, 0), (0, width - c.shape[1])), constant_values=np.nan) for c in curves])
         raise AttributeError(name)

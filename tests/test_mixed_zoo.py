@@ -143,8 +143,8 @@ def test_cli_trains_and_saves_a_mixed_zoo(tmp_path, capsys):
     assert "--architectures" in capsys.readouterr().err
 
 
-def test_zoo_page_shows_each_models_architecture(private_runs_folder, family, mixed):
-    from app_session import fresh, visit
+def test_zoo_page_shows_each_models_architecture_and_every_page_renders(private_runs_folder, family, mixed):
+    from app_session import PAGES, fresh, visit
 
     save_run(Run(family=family, zoo=mixed), private_runs_folder / "mixed")
     at = fresh()
@@ -153,3 +153,14 @@ def test_zoo_page_shows_each_models_architecture(private_runs_folder, family, mi
     assert not at.error, [e.value for e in at.error]
     table = at.dataframe[0].value
     assert list(table.architecture) == list(mixed.architectures)
+    for page in PAGES:
+        visit(at, page)  # asserts no exception
+        assert not at.error, (page, [e.value for e in at.error])
+
+
+def test_an_embedder_is_not_trained_on_a_whole_mixed_zoo(mixed):
+    from netembed.cloze_training import train_embedder
+    from netembed.config import ClozeConfig
+
+    with pytest.raises(ConfigError, match="mixes architectures"):
+        train_embedder(mixed, ClozeConfig(steps=1))

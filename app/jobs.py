@@ -161,35 +161,49 @@ def embedder_job(family, zoo, config, device: str = "cpu") -> Job:
     """Train a cloze embedder on an existing zoo, then probe it and every baseline: the pipeline's
     later stages (run_pipeline with the zoo given), so the result is a complete Run with a report.
     The progress fraction is the pipeline's own "overall" share of that work."""
-    from netembed.pipeline import run_pipeline
+    from netembed.pipeline import run_pipeline, stage_teller
+
+    # the pipeline's own share of its work done, for the steps between its logged progress reports
+    overall_at = stage_teller(lambda stage, fraction, info: info["overall"], skipped=("family", "zoo"))
+    reached = [0]  # the embedder's last step: the job's step through the later stages (probes, ...)
 
     def work(report):
         def progress(stage, fraction, info):
             overall = info["overall"]
             if stage == "embedder" and "step" in info:
+                reached[0] = info["step"]
                 return report(info["step"], fraction=overall, stage=stage, loss=info["loss"], r2=info["r2"])
-            return report(0 if stage in ("family", "zoo") else config.steps, fraction=overall, stage=stage)
+            return report(reached[0], fraction=overall, stage=stage)
+
+        def should_stop(step):  # every embedder step: the bar moves from step 1 and a cancel lands at once
+            reached[0] = step
+            return not report(step, fraction=overall_at("embedder", step / max(1, config.steps)))
 
         return run_pipeline(family.config, zoo.config, config, device=device, progress=progress,
-                            projections=("pca",), family=family, zoo=zoo)  # fmt: skip
+                            projections=("pca",), family=family, zoo=zoo, should_stop=should_stop)  # fmt: skip
 
     return Job(name="embedder", total=config.steps, work=work)
 
 
-def sweep_job(family, zoo, mask_ratios, bottlenecks, base_config) -> Job:
-    """One embedder per (mask ratio, bottleneck) on the zoo; the live chart shows every embedder's loss."""
+def sweep_job(family, zoo, mask_ratios, bottlenecks, base_config, seeds=None) -> Job:
+    """One embedder per (mask ratio, bottleneck, seed) on the zoo; the live chart shows every embedder's loss."""
     from netembed.pipeline import run_sweep
 
-    total = len(mask_ratios) * len(bottlenecks) * base_config.steps
+    total = len(mask_ratios) * len(bottlenecks) * len(seeds or [0]) * base_config.steps
 
     def work(report):
         def progress(stage, fraction, info):
             step = round(fraction * total)
             if "loss" not in info:
                 return report(step, fraction=fraction)
-            where = f"mask ratio {info['mask_ratio']:g}, bottleneck {info['bottleneck']}"
+            where = f"mask ratio {info['mask_ratio']:g}, bottleneck {info['bottleneck']}, seed {info['seed']}"
             return report(step, fraction=fraction, stage=where, loss=info["loss"], r2=info["r2"])
 
-        return run_sweep(zoo, family, mask_ratios, bottlenecks, base_config, progress=progress)
+        def should_stop(cell, step):  # every step of every cell: a cancel ends the whole sweep at once
+            done = cell * base_config.steps + step
+            return not report(done, fraction=done / max(1, total))
+
+        return run_sweep(zoo, family, mask_ratios, bottlenecks, base_config, progress=progress, seeds=seeds,
+                         should_stop=should_stop)  # fmt: skip
 
     return Job(name="sweep", total=total, work=work)

@@ -9,10 +9,11 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the 
 
 import streamlit as st  # noqa: E402
 
-from app import sidebar, state  # noqa: E402
+from app import sidebar, state, widgets  # noqa: E402
 from netembed.errors import USER_ERRORS  # noqa: E402
 
-st.set_page_config(page_title="netembed", page_icon=":material/hub:", layout="wide")
+# a local file: a material icon or emoji as page_icon makes the browser fetch the favicon from the internet
+st.set_page_config(page_title="netembed", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide")
 sidebar.warm_up()
 
 pages = [
@@ -22,13 +23,20 @@ pages = [
     st.Page("views/embedder.py", title="Embedder", icon=":material/psychology:", url_path="embedder"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+    st.Page("views/compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"),
 ]
 page = st.navigation(pages)
-state.collect_finished()  # results of background jobs that ended since the last run join the session here
+for new in state.collect_finished():  # results of jobs that ended since the last run join the history here
+    st.toast(f"{new.made_by.capitalize()} finished: {new.name}. Open it from the sidebar.", icon=":material/check:")
+widgets.carry_url()  # every setting this session holds stays in the URL, whichever page draws it
 with st.sidebar:
-    sidebar.run_picker()
-    sidebar.jobs_panel()
+    with st.container():  # one element each, whatever they hold: the later ones never shift (no stale copies)
+        sidebar.run_picker()
+    with st.container():
+        sidebar.jobs_panel()
     sidebar.save_and_load()
+if state.missing():
+    st.error(state.missing_message(state.missing()), icon=":material/link_off:")
 try:
     page.run()
 except USER_ERRORS as e:  # pages catch these; this is the safety net

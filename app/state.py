@@ -1,8 +1,11 @@
-"""One user's state: which run is current, the runs this session made, and its background jobs.
+"""One user's state: which run is shown, the runs this session made (a history), and its background jobs.
 
 Everything a user owns lives in st.session_state (never st.cache_resource, which every
 session shares). Runs read from disk (the demo, saved runs) never change, so those alone
 are loaded once per file version with st.cache_resource and shared read-only.
+
+The shown run changes only by the user's hand (the picker, an Open button, Save, Discard):
+a finished job adds an entry to the history and says so, it never switches the view.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import widgets
+from app.history import SESSION, Entry, History, HistoryFull  # noqa: F401 - HistoryFull is raised to pages
 from app.jobs import Job
 from netembed.store import Run, RunError, list_runs, load_run, run_path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo_run"
-DEMO, CURRENT, SAVED = "demo", "current", "saved:"
+DEMO, SAVED = "demo", "saved:"
+PICKER = "run"  # the run picker's widget key and URL key
 
 
 def runs_dir() -> Path:
@@ -29,11 +33,15 @@ def runs_dir() -> Path:
 def _session() -> dict:
     ss = st.session_state
     if "ne" not in ss:
-        # choice: which run is current; made: the run this session is making; jobs: kind -> Job;
-        # pending: kind -> what to do with the job's result; derived: (run key, name, args) -> value computed from
-        # a run; serial: makes run keys unique; sweeps: run key -> sweep rows
-        ss["ne"] = {"choice": DEMO, "made": None, "jobs": {}, "derived": {}, "serial": 0, "sweeps": {}, "pending": {}}
+        # history: this session's unsaved runs; jobs: kind -> Job; pending: kind -> what to do with the job's
+        # result; derived: (run key, name, args) -> value computed from a run; notices: ids of runs that jobs
+        # added and the user has not opened yet; missing: a run a link asked for that is not here
+        ss["ne"] = {"history": History(), "jobs": {}, "derived": {}, "pending": {}, "notices": [], "missing": None}
     return ss["ne"]
+
+
+def history() -> History:
+    return _session()["history"]
 
 
 @st.cache_resource(show_spinner="Loading run...", max_entries=8)
@@ -43,16 +51,20 @@ def _load_shared(path: str, mtime_ns: int) -> Run:
 
 
 def load_from_disk(path: Path) -> Run:
-    meta = Path(path) / "meta.json"
-    return _load_shared(str(path), meta.stat().st_mtime_ns if meta.exists() else 0)
+    """The run in `path`, reloaded when any of its files changed (a file edited by hand is checked again)."""
+    try:
+        version = max((p.stat().st_mtime_ns for p in Path(path).iterdir()), default=0)
+    except OSError:
+        version = 0  # missing: load_run names the problem
+    return _load_shared(str(path), version)
 
 
-# ---------------------------------------------------------------- the current run
+# ---------------------------------------------------------------- the shown run
 
 
 def choices() -> list[str]:
-    """The runs one can pick: the one being made (if any), the demo, then the saved runs."""
-    out = [CURRENT] if _session()["made"] is not None else []
+    """The runs one can pick: this session's (newest first), the demo, then the saved runs."""
+    out = [e.id for e in history().newest_first()]
     out += [DEMO] if DEMO_DIR.is_dir() else []
     try:
         out += [SAVED + name for name in list_runs(runs_dir())]
@@ -62,40 +74,96 @@ def choices() -> list[str]:
 
 
 def label(choice: str) -> str:
-    if choice == CURRENT:
-        return "the run made now"
+    if choice.startswith(SESSION):
+        entry = history().get(choice)
+        return f"{entry.name} (unsaved)" if entry else choice
     if choice == DEMO:
         return "demo run (bundled)"
     return f"saved: {choice[len(SAVED):]}"
 
 
 def choice() -> str:
-    return _session()["choice"]
+    """The picked run: the picker's value (seeded by sidebar.run_picker from the link)."""
+    value = st.session_state.get(PICKER, DEMO)
+    return value if value in choices() else DEMO
 
 
-def choose(value: str) -> None:
-    _session()["choice"] = value
+def open_run(value: str) -> None:
+    """Show `value` (an Open button, Save, Discard: always the user's action). Call from a callback or before
+    the picker is drawn."""
+    st.session_state[PICKER] = value
+    _session()["missing"] = None
+    s = _session()
+    s["notices"] = [n for n in s["notices"] if n != value]
+
+
+def open_next(value: str) -> None:
+    """Show `value` from the next script run on (for actions taken after the picker was drawn; then st.rerun)."""
+    _session()["open_next"] = value
+
+
+def apply_open_next() -> None:
+    value = _session().pop("open_next", None)
+    if value is not None:
+        open_run(value)
+
+
+def entry() -> Entry | None:
+    """The shown run's history entry, if it is one of this session's unsaved runs."""
+    return history().get(choice())
+
+
+def file_stem() -> str:
+    """The shown run's name with its settings, for download file names: 'poly-K10_b4_m0.25_s0'."""
+    from app.history import slug
+
+    shown = entry()
+    c = choice()
+    return slug(shown.name if shown else ("demo" if c == DEMO else c[len(SAVED):]))
 
 
 def run_key() -> str:
-    """Identifies the current run's content, for caches of things derived from it."""
-    s = _session()
-    return f"current#{s['serial']}" if s["choice"] == CURRENT else s["choice"]
+    """Identifies the shown run's content, for caches of things derived from it (entry ids are never reused)."""
+    return choice()
+
+
+def missing() -> str | None:
+    """A run a link asked for that this session cannot show (the demo is shown instead)."""
+    return _session()["missing"]
+
+
+def set_missing(value: str | None) -> None:
+    _session()["missing"] = value
+
+
+def missing_message(value: str) -> str:
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    if value.startswith(SESSION) or value == "current":
+        return (f"Run {shown!r} not found: it was an unsaved run of another browser session (or of this one "
+                "before a reload), and unsaved runs live only in their session (save a run to share it) — "
+                "showing the demo.")  # fmt: skip
+    if value.startswith(SAVED):
+        return f"Run {value[len(SAVED):][:60]!r} not found in the runs folder — showing the demo."
+    return f"Run {shown!r} not found — showing the demo."
+
+
+def run_for(value: str) -> Run | None:
+    """The run a picker value names (raises RunError for a saved run that does not load)."""
+    if value.startswith(SESSION):
+        found = history().get(value)
+        return found.run if found else None
+    if value.startswith(SAVED):
+        return load_from_disk(run_path(runs_dir(), value[len(SAVED):]))
+    return load_from_disk(DEMO_DIR) if DEMO_DIR.is_dir() else None
 
 
 def current_run() -> Run | None:
     """The run the pages show; None (the reason kept for load_error()) if it cannot be loaded."""
     s = _session()
-    c = s["choice"]
+    c = choice()
     s.pop("load_error", None)  # only this call's verdict counts
     try:
-        if c == CURRENT and s["made"] is not None:
-            return s["made"]
-        if c.startswith(SAVED):
-            return load_from_disk(run_path(runs_dir(), c[len(SAVED):]))
-        if DEMO_DIR.is_dir():
-            s["choice"] = DEMO
-            return load_from_disk(DEMO_DIR)
+        return run_for(c)
     except RunError as e:
         s["load_error"] = f"Could not load {label(c)}: {e}"  # shown once, under the run picker
     return None
@@ -106,27 +174,36 @@ def load_error() -> str | None:
     return _session().pop("load_error", None)
 
 
-def set_made(run: Run) -> None:
-    """Make `run` this session's run-in-progress and show it."""
+def add_run(run: Run, name: str, made_by: str, notify: bool = True) -> Entry:
+    """A new history entry; the view stays where it is, and a notice offers to open it."""
+    new = history().add(run, name, made_by)
+    if notify:
+        _session()["notices"].append(new.id)
+    return new
+
+
+def notices() -> list[Entry]:
+    """Runs that jobs added and the user has not opened or dismissed, oldest first."""
     s = _session()
-    s["made"], s["choice"], s["saved_as"] = run, CURRENT, None
-    s["serial"] += 1
-    s["derived"] = {k: v for k, v in s["derived"].items() if not k[0].startswith("current#")}
-    widgets.put("run", CURRENT)  # the sidebar's run picker follows
+    s["notices"] = [n for n in s["notices"] if history().get(n) is not None]
+    return [history().get(n) for n in s["notices"]]
 
 
-def mark_saved(name: str) -> None:
-    """The run made now was saved under `name` (the sidebar says so until another run is made)."""
-    _session()["saved_as"] = name
+def dismiss(entry_id: str) -> None:
+    s = _session()
+    s["notices"] = [n for n in s["notices"] if n != entry_id]
 
 
-def saved_as() -> str | None:
-    """The name the run made now was last saved under, if it was."""
-    return _session().get("saved_as")
+def discard(entry_id: str) -> None:
+    """Drop an unsaved run (the user asked); the view goes to the demo if it showed that run."""
+    history().discard(entry_id)
+    dismiss(entry_id)
+    s = _session()
+    s["derived"] = {k: v for k, v in s["derived"].items() if k[0] != entry_id}
 
 
 def derived(name: str, compute, *args):
-    """compute(*args) once per (current run, name, args), kept in this session."""
+    """compute(*args) once per (shown run, name, args), kept in this session."""
     cache = _session()["derived"]
     key = (run_key(), name, args)
     if key not in cache:
@@ -139,16 +216,43 @@ def derived(name: str, compute, *args):
 # ---------------------------------------------------------------- background jobs
 
 
+def estimated_seconds(kind: str, flops: float) -> tuple[float, str]:
+    """(seconds, how it was estimated): from the rate the last finished job of this kind reached in this
+    session, else from limits.py's assumed rate (NETEMBED_GFLOPS)."""
+    from netembed.limits import Limits
+
+    rate = _session().get("rates", {}).get(kind)
+    if rate:
+        return flops / rate, f"at the rate your last {kind} job reached"
+    gflops = Limits.from_env().gflops
+    return flops / (gflops * 1e9), f"rough: {gflops:g} GFLOP/s assumed until a job here is measured"
+
+
+def duration_text(kind: str, flops: float) -> str:
+    seconds, how = estimated_seconds(kind, flops)
+    if seconds < 90:
+        amount = f"{max(1, round(seconds))} s"
+    elif seconds < 5400:
+        amount = f"{seconds / 60:.0f} min"
+    else:
+        amount = f"{seconds / 3600:.1f} h"
+    return f"Estimated duration: about {amount} ({how})."
+
+
 def job(kind: str) -> Job | None:
     return _session()["jobs"].get(kind)
 
 
-def start(kind: str, new: Job, on_done) -> Job:
-    """Start `new` unless a job of this kind is running; `on_done(job)` runs once, on a script run, when it ends."""
+def start(kind: str, new: Job, on_done, flops: float | None = None) -> Job:
+    """Start `new` unless a job of this kind is running; `on_done(job)` runs once, on a script run, when it ends.
+    `flops` (limits.py's estimate) lets the next estimate of this kind use the rate this job reached.
+    Raises HistoryFull when the history has no room for the run the job will add."""
     s = _session()
     old = s["jobs"].get(kind)
     if old is not None and old.running:
         return old
+    history().check_room(coming=len(s["pending"]))
+    new.flops = flops
     s["jobs"][kind] = new.start()
     s["pending"][kind] = on_done
     return new
@@ -163,35 +267,19 @@ def running_jobs() -> list[Job]:
     return [j for j in _session()["jobs"].values() if j.running]
 
 
-def adopt_next_run(run: Run) -> None:
-    """Make `run` the run-in-progress at the start of the next script run (e.g. an upload)."""
-    _session()["incoming"] = run
-
-
-def collect_finished() -> bool:
-    """Adopt an uploaded run, and hand every job that ended since the last script run to its on_done;
-    call before any widget is drawn (the run picker follows). True if anything changed."""
+def collect_finished() -> list[Entry]:
+    """Hand every job that ended since the last script run to its on_done (which adds a history entry);
+    call before any widget is drawn. Returns the entries added, for a toast."""
     s = _session()
-    incoming = s.pop("incoming", None)
-    if incoming is not None:
-        set_made(incoming)
-    done = [kind for kind in s["pending"] if not s["jobs"][kind].running]
-    for kind in done:
+    added = []
+    for kind in [k for k in s["pending"] if not s["jobs"][k].running]:
         on_done = s["pending"].pop(kind)
         j = s["jobs"][kind]
+        if j.state == "done" and getattr(j, "flops", None) and j.seconds > 0.5:
+            s.setdefault("rates", {})[kind] = j.flops / j.seconds  # FLOP/s this session's jobs of this kind reached
         if j.result is not None:  # a failed job has no result; its error stays on the job
-            on_done(j)
-    return bool(done) or incoming is not None
-
-
-def sweep_rows(key: str) -> list | None:
-    """Sweep rows this session made for the run with this key."""
-    return _session()["sweeps"].get(key)
-
-
-def keep_sweep(key: str, rows: list) -> None:
-    """Keep a sweep's rows; on the run made now they also join its report, so saving keeps them."""
-    s = _session()
-    s["sweeps"][key] = rows
-    if key == f"current#{s['serial']}" and s["made"] is not None:
-        s["made"].report = {**(s["made"].report or {}), "sweep": rows}
+            new = on_done(j)
+            if isinstance(new, Entry):
+                j.entry_id = new.id  # the job panel's Open button
+                added.append(new)
+    return added

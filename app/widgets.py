@@ -23,6 +23,27 @@ def _settings() -> dict:
     return st.session_state.setdefault("ne_settings", {})
 
 
+def _url_texts() -> dict:
+    """key -> the setting's text in the URL: every setting this session has seen, drawn or only linked."""
+    return st.session_state.setdefault("ne_url", {})
+
+
+NOT_CARRIED = ("run",)  # the run picker keeps its own URL key (a link to a missing run must stay as it is)
+
+
+def carry_url() -> None:
+    """Keep every setting in the URL on every page. A page change gives the browser a URL without a query,
+    and a page draws only its own widgets; without this, a link copied on the Zoo page would lose the
+    family (fam_*) chosen on the Family page. Call once per script run, before the pages draw."""
+    texts = _url_texts()
+    for key in st.query_params:  # a link's settings (checked when their widget or setting() reads them)
+        if key not in NOT_CARRIED and key not in texts:
+            texts[key] = st.query_params[key]
+    for key, text in texts.items():
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
+
+
 def _from_url(key: str, parse: Callable[[str], Any], valid: Callable[[Any], bool]):
     raw = st.query_params.get(key)
     if raw is None:
@@ -47,6 +68,7 @@ def _keep(key: str, to_url: Callable[[Any], str] = str):
     value = st.session_state[key]
     _settings()[key] = value
     text = to_url(value)
+    _url_texts()[key] = text
     if st.query_params.get(key) != text:
         st.query_params[key] = text
     return value
@@ -70,6 +92,7 @@ def forget(*keys: str) -> None:
     """Reset settings to their defaults (the widgets are re-seeded on the next run)."""
     for key in keys:
         _settings().pop(key, None)
+        _url_texts().pop(key, None)
         st.session_state.pop(key, None)
         if key in st.query_params:
             del st.query_params[key]
@@ -116,7 +139,10 @@ def multi(label: str, key: str, options: list, default: list, fmt=str, **kw) -> 
         return [by_text[t] for t in text.split(",") if t]
 
     _seed(key, list(default), parse, lambda v: all(o in options for o in v))
-    st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    kept = [v for v in st.session_state[key] if v in options]
+    # the options changed under the kept choice (another function, another run) and left nothing: the default,
+    # not an empty picker; a choice the user emptied on purpose stays empty
+    st.session_state[key] = kept if kept or not st.session_state[key] else [v for v in default if v in options]
     st.multiselect(label, options, format_func=fmt, key=key, **kw)
     return list(_keep(key, lambda v: ",".join(str(o) for o in v)))
 

@@ -36,6 +36,21 @@ def grid(n: int = GRID_SIZE) -> np.ndarray:
     return np.linspace(-1.0, 1.0, n)
 
 
+def evaluation_inputs(zoo: Zoo, n: int = GRID_SIZE) -> np.ndarray:
+    """The fixed inputs the grid descriptions use: the grid (n,) for 1D models, else a fixed sample (n, d)
+    of [-1, 1]^d (family_nd.sample_points)."""
+    if zoo.input_dim == 1:
+        return grid(n)
+    from .family_nd import sample_points
+
+    return sample_points(zoo.input_dim, n)
+
+
+def grid_gradients(zoo: Zoo, n: int = GRID_SIZE) -> np.ndarray:
+    """(n_models, n * d) every model's gradients at the evaluation inputs, flattened, float64."""
+    return input_gradients(zoo, evaluation_inputs(zoo, n)).astype(np.float64).reshape(zoo.n_models, -1)
+
+
 def flat_weights(zoo: Zoo) -> np.ndarray:
     """(n, n_params): every weight and bias of each model, layer by layer."""
     parts = [t.detach().cpu().reshape(zoo.n_models, -1) for layer in zoo.layers for t in layer]
@@ -59,8 +74,8 @@ def baseline_features(zoo: Zoo, family: Family | None = None, pca_dim: int | Non
     `pca_dim` principal components (fitted on the training seeds), a linear, unlearned
     embedding of the same size as the cloze bottleneck.
     """
-    x = grid()
-    g = input_gradients(zoo, x).astype(np.float64)
+    x = evaluation_inputs(zoo)
+    g = grid_gradients(zoo)
     out = {"raw_gradients": g, "outputs": zoo(x), "weights": flat_weights(zoo), "weight_stats": weight_stats(zoo)}
     if pca_dim is not None:
         finite = np.where(np.isfinite(g), g, 0.0)
@@ -75,7 +90,7 @@ def supervised_features(zoo: Zoo, random_state=0, hidden=64) -> tuple[np.ndarray
     Returns its hidden-layer features for every model (n, hidden) and its own accuracy on the
     held-out seeds: the ceiling an unsupervised embedding is measured against.
     """
-    g = input_gradients(zoo, grid()).astype(np.float64)
+    g = grid_gradients(zoo)
     g = np.where(np.isfinite(g), g, 0.0)
     tr, y = zoo.is_train, zoo.task_ids
     scaler = StandardScaler().fit(g[tr])

@@ -10,6 +10,11 @@ Because the decoder is conditioned only on the bottleneck and the query x, every
 needs about the function must pass through z. Gradients are scaled by one global
 `grad_scale` (the RMS gradient of the training models), so the magnitude that tells
 functions apart is kept. Training is in cloze_training.py, the task's data in cloze_task.py.
+
+With d inputs (`input_dim` > 1) a token is [fourier(x_1), ..., fourier(x_d), g * visible (d),
+masked]: Fourier features per coordinate, the whole gradient vector, one mask indicator per
+sample (a masked sample hides its whole gradient); the decoder predicts the d-vector gradient
+at each query point. d = 1 runs the original code, so its numbers do not move.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ClozeConfig, from_dict, to_dict
@@ -41,20 +47,47 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def cls_block(block: nn.TransformerEncoderLayer, h: torch.Tensor) -> torch.Tensor:
+    """A pre-norm encoder block's output at row 0 (the cls token) only: h (B, T, d) -> (B, d).
+
+    With one query row, attention needs no keys or values per row. Head e's score of row j is
+    q_e . (W_k,e y_j + b_k,e) = (W_k,e^T q_e) . y_j + const, and the constant cancels in the
+    softmax; its output is sum_j p_ej (W_v,e y_j + b_v,e) = W_v,e (sum_j p_ej y_j) + b_v,e since
+    the weights p sum to 1. So each row costs two d-length products per head instead of the
+    (2d, d) key/value projection. Uses the block's own weights (stored embedders load
+    unchanged); the same numbers as the full block's row 0 up to float rounding (test_cloze).
+    """
+    assert block.norm_first and block.activation is F.relu, "cls_block follows the Embedder's pre-norm relu blocks"
+    attn = block.self_attn
+    b, _, d = h.shape
+    heads = attn.num_heads
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)  # (d, d) each, rows grouped by head
+    b_q, _, b_v = attn.in_proj_bias.chunk(3)  # (d,) each; the key bias cancels in the softmax
+    y = block.norm1(h)  # (B, T, d)
+    q = F.linear(y[:, 0], w_q, b_q).view(b, heads, d // heads)  # (B, heads, d / heads)
+    u = torch.einsum("bhe,hed->bhd", q, w_k.view(heads, d // heads, d)) / math.sqrt(d // heads)  # (B, heads, d)
+    p = torch.softmax(torch.einsum("bhd,btd->bht", u, y), -1)  # (B, heads, T) the cls row's attention
+    pooled = torch.einsum("bht,btd->bhd", p, y)  # (B, heads, d) attention-weighted mean of the rows
+    o = torch.einsum("bhd,hed->bhe", pooled, w_v.view(heads, d // heads, d)).reshape(b, d) + b_v  # (B, d)
+    h0 = h[:, 0] + attn.out_proj(o)  # (B, d)
+    return h0 + block.linear2(F.relu(block.linear1(block.norm2(h0))))
+
+
 class Embedder(nn.Module):
     """Set encoder -> bottleneck -> decoder at query points. Fitted attributes end in `_`."""
 
-    def __init__(self, config: ClozeConfig):
+    def __init__(self, config: ClozeConfig, input_dim: int = 1):
         super().__init__()
         self.config = config
-        d, nf = config.d_model, 1 + 2 * config.n_freqs
-        self.tokens = mlp([nf + 2, d, d])  # [fourier(x), visible gradient, mask indicator]
+        self.input_dim = input_dim
+        d, nf = config.d_model, (1 + 2 * config.n_freqs) * input_dim
+        self.tokens = mlp([nf + input_dim + 1, d, d])  # [fourier(x) per coordinate, visible gradient, mask indicator]
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         block = nn.TransformerEncoderLayer(d, config.n_heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(block, config.n_layers, enable_nested_tensor=False) if config.n_layers else None
         self.norm = nn.LayerNorm(d)
         self.bottleneck = nn.Linear(d, config.bottleneck)
-        self.decoder = mlp([config.bottleneck + nf, d, d, 1])
+        self.decoder = mlp([config.bottleneck + nf, d, d, input_dim])
         self.register_buffer("grad_scale", torch.ones(()))  # RMS gradient of the training models
         self.loss_curve_ = np.zeros(0)
         self.log_steps_ = np.zeros(0, dtype=np.int64)
@@ -66,18 +99,53 @@ class Embedder(nn.Module):
         self.notes_: list[str] = []
         self.embeddings_: np.ndarray | None = None  # (n_models, bottleneck), set by the pipeline
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Fourier features of inputs: x (..., d) -> (..., d * (1 + 2 n_freqs)), per coordinate (d > 1 only)."""
+        return fourier(x, self.config.n_freqs).flatten(-2)
+
     def encode(self, x: torch.Tensor, g: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        """x (B, N) or (N,), raw gradients g (B, N), masked (B, N) bool -> embeddings z (B, bottleneck)."""
+        """x (B, N) or (N,), raw gradients g (B, N), masked (B, N) bool -> embeddings z (B, bottleneck).
+
+        d > 1: x (B, N, d) or (N, d), g (B, N, d), masked (B, N)."""
+        if self.input_dim > 1:
+            x = x.expand_as(g)
+            visible = (~masked).to(g.dtype)[..., None]
+            feats = torch.cat([self.features(x), g / self.grad_scale * visible, masked.to(g.dtype)[..., None]], -1)
+            h = torch.cat([self.cls.expand(len(g), -1, -1), self.tokens(feats)], 1)  # (B, 1 + N, d_model)
+            if self.encoder is not None:
+                h = self.encoder(h)
+            return self.bottleneck(self.norm(h[:, 0]))
         x = x.expand_as(g)
         visible = (~masked).to(g.dtype)
         feats = torch.cat([fourier(x, self.config.n_freqs), (g / self.grad_scale * visible)[..., None], masked.to(g.dtype)[..., None]], -1)
         h = torch.cat([self.cls.expand(len(g), -1, -1), self.tokens(feats)], 1)  # (B, 1 + N, d)
-        if self.encoder is not None:
-            h = self.encoder(h)
-        return self.bottleneck(self.norm(h[:, 0]))
+        return self.bottleneck(self.norm(self.encode_cls(h)))
+
+    def encode_cls(self, h: torch.Tensor) -> torch.Tensor:
+        """The encoder's output at the cls token: h (B, 1 + N, d) -> (B, d).
+
+        Only the cls row of the last block's output is ever used, so the last block computes
+        that row alone (cls_block): a small part of the full block's work. Earlier blocks need every row. The same numbers as `encoder(h)[:, 0]`
+        (encode_cls_reference) up to float rounding.
+        """
+        if self.encoder is None:
+            return h[:, 0]
+        *early, last = self.encoder.layers
+        for block in early:
+            h = block(h)
+        return cls_block(last, h)
+
+    def encode_cls_reference(self, h: torch.Tensor) -> torch.Tensor:
+        """The slow obvious version of encode_cls: every block on every row, then take the cls row."""
+        return h[:, 0] if self.encoder is None else self.encoder(h)[:, 0]
 
     def decode(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """z (B, bottleneck), query x (B, Q) or (Q,) -> predicted raw gradients (B, Q)."""
+        """z (B, bottleneck), query x (B, Q) or (Q,) -> predicted raw gradients (B, Q); d > 1: x (B, Q, d)
+        or (Q, d) -> (B, Q, d)."""
+        if self.input_dim > 1:
+            x = x.expand(len(z), -1, -1) if x.dim() == 2 else x
+            zq = z[:, None, :].expand(-1, x.shape[1], -1)
+            return self.decoder(torch.cat([zq, self.features(x)], -1)) * self.grad_scale
         x = x.expand(len(z), -1) if x.dim() == 1 else x
         zq = z[:, None, :].expand(-1, x.shape[1], -1)
         return self.decoder(torch.cat([zq, fourier(x, self.config.n_freqs)], -1))[..., 0] * self.grad_scale
@@ -93,6 +161,9 @@ class Embedder(nn.Module):
         """
         z = self.encode(x, g, masked)  # (B, bottleneck)
         rows, cols = masked.nonzero(as_tuple=True)  # (M,) each
+        if self.input_dim > 1:  # -> (M, d)
+            xq = x.expand_as(g)[rows, cols]  # (M, d)
+            return self.decoder(torch.cat([z[rows], self.features(xq)], -1)) - g[rows, cols] / self.grad_scale
         xq = x.expand_as(g)[rows, cols]  # (M,)
         pred = self.decoder(torch.cat([z[rows], fourier(xq, self.config.n_freqs)], -1))[:, 0]  # (M,) in units of grad_scale
         return pred - g[rows, cols] / self.grad_scale
@@ -115,11 +186,16 @@ class Embedder(nn.Module):
         tensors["r2_curve"] = torch.as_tensor(np.asarray(self.r2_curve_, dtype=np.float64))
         meta = {"config": to_dict(self.config), "seconds": float(self.seconds_), "steps_done": int(self.steps_done_),
                 "cloze_r2": _finite_or_none(self.cloze_r2_), "mask_unit": self.mask_unit_, "notes": list(self.notes_)}  # fmt: skip
+        if self.input_dim > 1:  # 1D runs keep their embedder.json as it was
+            meta["input_dim"] = self.input_dim
         return tensors, meta
 
     @classmethod
     def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict) -> "Embedder":
-        emb = cls(from_dict(ClozeConfig, meta["config"]))
+        input_dim = meta.get("input_dim", 1)  # runs saved before d inputs existed are 1D
+        if isinstance(input_dim, bool) or not isinstance(input_dim, int) or input_dim < 1:
+            raise ValueError(f"embedder.json: 'input_dim' must be a whole number >= 1, got {input_dim!r}")
+        emb = cls(from_dict(ClozeConfig, meta["config"]), input_dim)
         params = {k[len("params."):]: v for k, v in tensors.items() if k.startswith("params.")}
         try:
             emb.load_state_dict(params, strict=True)

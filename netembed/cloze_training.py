@@ -16,8 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .adamw import FusedAdamW
 from .cloze_model import Embedder
-from .cloze_task import GradientSource, draw_inputs, make_mask, rms_gradient
+from .cloze_task import GradientSource, draw_inputs, region_mask, rms_gradient
 from .config import ClozeConfig, ConfigError
 from .divergence import diverged
 from .zoo import Zoo
@@ -45,9 +46,9 @@ def lr_at(step: int, config: ClozeConfig) -> float:
 def _validation_batch(source, val_ids, config, device):
     """A fixed draw (inputs and masks) for the validation models, so the R^2 curve is comparable."""
     g = torch.Generator().manual_seed(config.seed + 104729)
-    x = draw_inputs(config.n_inputs, g, device)
-    true = source.gradients(val_ids, x)
-    masked = make_mask(source.section_ids(val_ids, x), config.mask_ratio, g)
+    x = draw_inputs(config.n_inputs, g, device, source.input_dim)
+    true, sections = source.gradients_and_sections(val_ids, x)
+    masked = region_mask(sections, config.mask_ratio, g, source.input_dim)
     return x, true, masked
 
 
@@ -56,17 +57,31 @@ def validation_r2(embedder: Embedder, batch) -> float:
     if len(true) == 0:
         return float("nan")
     with torch.no_grad():
-        return masked_r2(embedder(x, true, masked), true, masked)
+        return masked_error_r2(embedder.masked_error(x, true, masked), true[masked], float(embedder.grad_scale))
 
 
-def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu") -> Embedder:
-    """Train on the cloze task over the zoo's training split; `progress` may return False to stop early."""
+def masked_error_r2(error: torch.Tensor, true: torch.Tensor, grad_scale: float) -> float:
+    """masked_r2 from masked_error's output (M,) (in units of grad_scale) and the masked true gradients (M,).
+
+    The decoder then runs at the masked samples only, as in training.
+    """
+    e, t = error.double() * grad_scale, true.double()
+    sst = ((t - t.mean()) ** 2).sum()
+    return float(1 - (e**2).sum() / sst) if sst > 0 else float("nan")
+
+
+def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu",
+                   should_stop: Callable[[int], bool] | None = None) -> Embedder:  # fmt: skip
+    """Train on the cloze task over the zoo's training split; `progress` may return False to stop early.
+
+    `should_stop(step)` is asked after every step (progress only at the LOG_POINTS logged steps): a cancel
+    lands at the next step, and a caller sees every step reached. True stops, logging the partial window."""
     if hasattr(zoo, "parts"):  # mixed_zoo.MixedZoo: its parts' weights cannot be batched together
         raise ConfigError("this zoo mixes architectures: train the embedder on one of them (MixedZoo.part_of), "
                           "as the cross-architecture study does (cross_architecture.py)")  # fmt: skip
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
         torch.manual_seed(config.seed)
-        embedder = Embedder(config).to(device)
+        embedder = Embedder(config, zoo.input_dim).to(device)
     source = GradientSource(zoo, config.mask_unit, device)
     embedder.mask_unit_ = source.mask_unit
     embedder.notes_ = [source.note] if source.note else []
@@ -79,7 +94,8 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     val_ids = torch.as_tensor(np.flatnonzero(~zoo.is_train & usable), device=device)
     embedder.grad_scale.fill_(rms_gradient(source, train_ids))
     val = _validation_batch(source, val_ids, config, device)
-    opt = torch.optim.AdamW(embedder.parameters(), lr=config.lr, weight_decay=1e-4)
+    # torch's fused AdamW kernel (one pass over all parameters), without importing torch._dynamo: adamw.py
+    opt = FusedAdamW(embedder.parameters(), lr=config.lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(config.seed)
     log_every = max(1, config.steps // LOG_POINTS)
     losses, steps, r2s, window, span = [], [], [], 0.0, 0
@@ -88,18 +104,18 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
     embedder.train()
     for step in range(1, config.steps + 1):
         ids = train_ids[torch.randperm(len(train_ids), generator=gen)[:batch].to(device)]
-        x = draw_inputs(config.n_inputs, gen, device)  # (N,) shared by the batch
-        true = source.gradients(ids, x)  # (B, N)
-        masked = make_mask(source.section_ids(ids, x), config.mask_ratio, gen)
+        x = draw_inputs(config.n_inputs, gen, device, source.input_dim)  # (N,) or (N, d) shared by the batch
+        true, sections = source.gradients_and_sections(ids, x)  # (B, N) or (B, N, d); (B, N)
+        masked = region_mask(sections, config.mask_ratio, gen, source.input_dim)
         loss = embedder.masked_error(x, true, masked).pow(2).mean()  # MSE on the masked gradients only
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, config)
-        opt.zero_grad(set_to_none=True)
+        opt.lr = lr_at(step - 1, config)
+        opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(embedder.parameters(), 1.0)
         opt.step()
         window, span = window + loss.item(), span + 1
-        if step % log_every == 0 or step == config.steps:
+        stopping = should_stop is not None and bool(should_stop(step))
+        if step % log_every == 0 or step == config.steps or stopping:
             embedder.eval()
             r2 = validation_r2(embedder, val)
             embedder.train()
@@ -109,6 +125,8 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
             window, span = 0.0, 0
             if progress is not None and progress(step, losses[-1], r2) is False:
                 break
+        if stopping:
+            break
     embedder.eval()
     embedder.seconds_ = time.perf_counter() - start
     embedder.steps_done_ = step if config.steps else 0
@@ -126,13 +144,12 @@ def cloze_r2(embedder: Embedder, zoo: Zoo, model_ids, seed=0, n_draws=4) -> floa
     if len(ids) == 0:
         return float("nan")
     g = torch.Generator().manual_seed(seed)
-    preds, trues, masks = [], [], []
+    errors, trues = [], []
     with torch.no_grad():
         for _ in range(n_draws):
-            x = draw_inputs(embedder.config.n_inputs, g, device)
-            true = source.gradients(ids, x)
-            masked = make_mask(source.section_ids(ids, x), embedder.config.mask_ratio, g)
-            preds.append(embedder(x, true, masked))
-            trues.append(true)
-            masks.append(masked)
-    return masked_r2(torch.cat(preds), torch.cat(trues), torch.cat(masks))
+            x = draw_inputs(embedder.config.n_inputs, g, device, source.input_dim)
+            true, sections = source.gradients_and_sections(ids, x)
+            masked = region_mask(sections, embedder.config.mask_ratio, g, source.input_dim)
+            errors.append(embedder.masked_error(x, true, masked))  # (M,) each
+            trues.append(true[masked])
+    return masked_error_r2(torch.cat(errors), torch.cat(trues), float(embedder.grad_scale))

@@ -17,7 +17,8 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu", "sine")
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
 SAMPLINGS = ("roots", "chebyshev", "monomial")
 MASK_UNITS = ("section", "sample")
-FAMILY_KINDS = ("polynomials", "sines")
+FAMILY_KINDS = ("polynomials", "sines", "bumps")
+INPUT_DIM_MAX = 64
 
 
 class ConfigError(ValueError):
@@ -164,8 +165,12 @@ SEED_MAX = 2**31 - 1
 class FamilyConfig:
     """K random 1D functions on [-1, 1]: polynomials normalised to the range [-1, 1], or sines (sines.py)."""
 
-    kind: str = setting("polynomials", "which functions: polynomials (family.py) or sines a*sin(b*x + c) on "
-                        "x in [-pi, pi) (sines.py)", choices=FAMILY_KINDS, flag="--family")
+    kind: str = setting("polynomials", "which functions: polynomials (family.py), sines a*sin(b*x + c) on "
+                        "x in [-pi, pi) (sines.py), or bumps: sums of Gaussian bumps in input_dim variables "
+                        "(family_nd.py)", choices=FAMILY_KINDS, flag="--family")
+    # polynomials and sines are 1D; bumps take any d (family_nd.py)
+    input_dim: int = setting(1, "d: inputs of every function and network (x in [-1, 1]^d); d > 1 needs --family bumps",
+                             lo=1, hi=INPUT_DIM_MAX)
     n_functions: int = setting(10, "K: number of target functions", lo=1, hi=1000, flag="--functions")
     # the command line sets both degrees with one range flag, --degree 3-4 (cli_flags.py)
     degree_min: int = setting(3, "lowest polynomial degree", lo=1, hi=8, flag="--degree")
@@ -195,6 +200,9 @@ class FamilyConfig:
             if getattr(self, high) < getattr(self, low):
                 raise ConfigError(f"{high} must be >= {low} ({getattr(self, low):g}), got {getattr(self, high):g}", high)
         _check_variety(self)
+        if self.input_dim > 1 and self.kind != "bumps":
+            raise ConfigError(f"input_dim {self.input_dim} needs kind bumps ({self.kind} are functions of one input)",
+                              "input_dim")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,35 @@ def finite_median(values) -> float:
     return float(np.median(finite)) if finite.size else float("nan")
 
 
+def failed(zoo: Zoo) -> np.ndarray:
+    """(n,) bool: the one meaning of "failed" in every message: the model did not fit its target (fit MSE on the
+    dense grid over config.fail_mse, or not finite) or it diverged. Diverged models are a subset the embedder
+    leaves out; the others failed to fit but still compute a function, so the embedder keeps them."""
+    return np.asarray(zoo.failed, dtype=bool) | diverged(zoo)
+
+
+def mostly_failed(zoo: Zoo) -> bool:
+    """More than half of the models failed: a zoo whose numbers downstream should not be trusted."""
+    return zoo.n_models > 0 and 2 * int(failed(zoo).sum()) > zoo.n_models
+
+
+def quality_note(zoo: Zoo) -> str | None:
+    """One line for the user when any model failed, else None; always the same words for the same thing."""
+    n_failed, n_diverged = int(failed(zoo).sum()), int(diverged(zoo).sum())
+    if not n_failed:
+        return None
+    text = (f"{n_failed} of {zoo.n_models} models failed to fit (fit MSE over {zoo.config.fail_mse:g} on the dense "
+            f"grid{', or diverged' if n_diverged else ''})")  # fmt: skip
+    if n_diverged:
+        text += (f"; {n_diverged} of them diverged (loss blew up or became NaN/Inf) at lr {zoo.config.lr:g} "
+                 "and are left out of the embedder")  # fmt: skip
+    if n_failed > n_diverged:
+        text += f"; {n_failed - n_diverged} did not diverge and still train the embedder"
+    if mostly_failed(zoo):
+        text = f"Most models failed: {text}. Try more steps or a smaller learning rate (the default is 0.01)"
+    return text + "."
+
+
 def divergence_note(zoo: Zoo) -> str | None:
     """One line for the user when some models diverged, else None."""
     bad = int(diverged(zoo).sum())
@@ -77,7 +106,7 @@ def zoo_report(zoo: Zoo) -> dict:
         "n_models": int(zoo.n_models),
         "fit_mse_median": median if np.isfinite(median) else None,
         "fit_mse_worst": float(finite.max()) if finite.size else None,
-        "n_failed": int(zoo.failed.sum()),
+        "n_failed": int(failed(zoo).sum()),
         "n_diverged": int(diverged(zoo).sum()),
         "steps_done": int(zoo.steps_done),
         "seconds": round(float(zoo.seconds), 3),

@@ -108,11 +108,15 @@ MANY_FUNCTIONS_HINT = "e.g. degrees 3-6 give 200 and 3-8 give 500 functions at d
 
 
 def make_family(config: FamilyConfig):
-    """The family that `config.kind` names: polynomials (here) or sines (sines.py)."""
+    """The family that `config.kind` names: polynomials (here), sines (sines.py) or bumps in d inputs (family_nd.py)."""
     if config.kind == "sines":
         from .sines import make_sine_family  # sines.py imports this module's helpers
 
         return make_sine_family(config)
+    if config.kind == "bumps":
+        from .family_nd import make_bump_family  # family_nd.py imports this module's helpers
+
+        return make_bump_family(config)
     return make_polynomial_family(config)
 
 
@@ -133,7 +137,7 @@ def make_polynomial_family(config: FamilyConfig) -> Family:
                 raise FamilyError(
                     f"could not draw {config.n_functions} functions whose derivatives differ by at least "
                     f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {k} found "
-                    f"(closest rejected pair: {closest:.3g}). Lower min_derivative_distance, ask for fewer "
+                    f"(closest rejected pair: {closest:.3g}). Lower the variety threshold (min_derivative_distance, --min-distance), ask for fewer "
                     f"functions, or allow higher degrees and more tries ({MANY_FUNCTIONS_HINT})."
                 )
             degree = int(rng.integers(config.degree_min, config.degree_max + 1))

@@ -26,7 +26,9 @@ class NoExactSections(ValueError):
 
 
 def input_gradients(zoo: Zoo, x) -> np.ndarray:
-    """dy/dx of every model: x (batch,) shared, or (n, batch) per model -> (n, batch), float32."""
+    """dy/dx of every model: x (batch,) shared, or (n, batch) per model -> (n, batch), float32.
+
+    d > 1 inputs: x (batch, d) shared or (n, batch, d) -> (n, batch, d)."""
     w = zoo.layers[0][0]
     x = torch.as_tensor(np.asarray(x), dtype=w.dtype, device=w.device)
     return input_gradients_torch(zoo, x).cpu().numpy()
@@ -35,7 +37,8 @@ def input_gradients(zoo: Zoo, x) -> np.ndarray:
 def input_gradients_torch(zoo: Zoo, x: torch.Tensor) -> torch.Tensor:
     """Torch version for hot loops: x (batch,) or (n, batch) -> dy/dx (n, batch) on x's device."""
     n = zoo.n_models
-    xs = (x.expand(n, -1) if x.dim() == 1 else x).detach().clone().requires_grad_()
+    shared = x.dim() == (1 if zoo.input_dim == 1 else 2)
+    xs = (x.expand(n, *x.shape) if shared else x).detach().clone().requires_grad_()
     with torch.enable_grad():
         y = zoo.forward(xs)  # (n, batch); each output depends only on its own input
         (grad,) = torch.autograd.grad(y.sum(), xs)

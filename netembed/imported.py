@@ -150,6 +150,9 @@ def zoo_embeddings(run) -> np.ndarray:
     """(n, d) the run's stored embeddings of its models, or computed as the pipeline does."""
     if run.embedder is None:
         raise ImportedNetworkError("the run has no trained embedder; make one with `python -m netembed run`")
+    if run.zoo.input_dim != 1:
+        raise ImportedNetworkError(f"the run's models take {run.zoo.input_dim} inputs; networks trained elsewhere "
+                                   "are embedded among 1-input models only")  # fmt: skip
     if run.embedder.embeddings_ is not None:
         return np.asarray(run.embedder.embeddings_, dtype=np.float64)
     return embed(run.embedder, run.zoo, seed=EMBED_SEED)

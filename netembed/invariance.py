@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .baselines import flat_weights
+from .baselines import evaluation_inputs, flat_weights
 from .embedding import EMBED_SEED, embed
 from .gradients import input_gradients
 from .zoo import Zoo
@@ -23,7 +23,7 @@ def invariance_check(zoo: Zoo, embedder, seed: int = 0) -> dict:
     """Permute and positively rescale hidden neurons: the function must not move, the weights must."""
     zoo = zoo.select(np.unique(np.linspace(0, zoo.n_models - 1, INVARIANCE_MODELS).round().astype(int)))
     other = permute_and_rescale(zoo, np.random.default_rng(seed))
-    x = np.linspace(-1, 1, 257)
+    x = np.linspace(-1, 1, 257) if zoo.input_dim == 1 else evaluation_inputs(zoo, 257)
     grad_scale = float(np.abs(input_gradients(zoo, x)).max())
     out = {
         "output_max_change": float(np.abs(other(x) - zoo(x)).max()),

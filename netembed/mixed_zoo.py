@@ -69,6 +69,10 @@ class MixedZoo:
         return self.parts[0].config
 
     @property
+    def input_dim(self) -> int:
+        return self.parts[0].input_dim
+
+    @property
     def n_models(self) -> int:
         return sum(p.n_models for p in self.parts)
 

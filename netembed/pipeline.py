@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from .baselines import baseline_features, supervised_probe
 from .cloze_training import train_embedder
@@ -89,8 +91,12 @@ def run_pipeline(
     projections: tuple[str, ...] = ("pca", "umap"),
     family: Family | None = None,
     zoo: Zoo | None = None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> Run:
-    """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win)."""
+    """Run every stage; pass a trained `family` and `zoo` to reuse them (their configs then win).
+
+    `should_stop(step)` is asked after every embedder step (train_embedder); once it said True the run
+    finishes quickly with what it has: the embedder's probes, no baselines or invariance check."""
     seconds = {}
     given = {"family": family, "zoo": zoo}
     tell = stage_teller(progress, skipped=tuple(stage for stage, value in given.items() if value is not None))
@@ -118,13 +124,32 @@ def run_pipeline(
     def embedder_progress(step, loss, r2):
         return tell("embedder", step / max(1, e_steps), step=step, loss=loss, r2=r2)
 
-    embedder = train_embedder(zoo, cloze_config, progress=embedder_progress, device=device).to("cpu")
+    stopped = []
+
+    def stop_hook(step):
+        if should_stop is not None and should_stop(step):
+            stopped.append(step)
+            return True
+        return False
+
+    embedder = train_embedder(zoo, cloze_config, progress=embedder_progress, device=device,
+                              should_stop=stop_hook).to("cpu")  # fmt: skip
     embedder.embeddings_ = embed(embedder, zoo, seed=EMBED_SEED)
     seconds["embedder"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, tell=tell)
-    invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
+    if stopped:  # cancelled: land fast with the embedder's own probes
+        params = family.parameters[zoo.task_ids]
+        probes = {"cloze": probe_all(embedder.embeddings_, zoo.task_ids, zoo.is_train, cloze_config.seed,
+                                     coefficients=params)}  # fmt: skip
+        invariance = {}
+        projections = tuple(m for m in projections if m == "pca")
+    else:
+        # scikit-learn's BLAS and OpenMP pools get torch's thread count: their own default (every core)
+        # spins threads on these small matrices and, on a shared 2-core machine, cost 10x the CPU time
+        with threadpool_limits(limits=torch.get_num_threads()):
+            probes = probe_descriptions(zoo, family, embedder.embeddings_, random_state=cloze_config.seed, tell=tell)
+            invariance = invariance_check(zoo, embedder, seed=cloze_config.seed)
     seconds["probes_and_baselines"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -177,44 +202,62 @@ def projection(run: Run, method: str = "pca") -> np.ndarray:
 
 
 def run_sweep(zoo: Zoo, family: Family, mask_ratios, bottlenecks, base_config: ClozeConfig, progress=None,
-              executor=None) -> list[dict]:  # fmt: skip
-    """One embedder per (mask_ratio, bottleneck) on one zoo -> table rows of held-out probe scores.
+              executor=None, seeds=None, should_stop: Callable[[int, int], bool] | None = None) -> list[dict]:  # fmt: skip
+    """One embedder per (mask_ratio, bottleneck, seed) on one zoo -> table rows of held-out probe scores.
 
-    executor (executor.py): run the cells through it (e.g. as Ray tasks); progress then moves
-    once per finished cell. Without one they run here, one after another, with progress per step.
+    seeds: embedder seeds per cell (default: the base config's); several give the spread of each score.
+    executor (executor.py): run the cells through it (e.g. as Ray tasks); progress then moves once per
+    finished cell. Without one they run here, one after another, with progress per step, and
+    should_stop(cell, step) is asked after every embedder step; True ends the sweep with the cells
+    completed (the cell it stopped in is left out: its scores would be of a shorter training).
     """
-    pairs = [(float(r), int(b)) for r in mask_ratios for b in bottlenecks]
+    seeds = [int(base_config.seed)] if seeds is None else [int(s) for s in seeds]
+    cells = [(float(r), int(b), s) for r in mask_ratios for b in bottlenecks for s in seeds]
     if executor is not None:
         finished = []
 
         def cell_done(i, row):
             finished.append(i)
             if progress is not None:
-                progress("sweep", len(finished) / len(pairs), {"mask_ratio": row["mask_ratio"], "bottleneck": row["bottleneck"]})
+                progress("sweep", len(finished) / len(cells), {"mask_ratio": row["mask_ratio"], "bottleneck": row["bottleneck"]})
 
-        rows = executor.map(sweep_cell, pairs, shared=(zoo, base_config), on_done=cell_done)
+        rows = executor.map(sweep_cell, cells, shared=(zoo, base_config), on_done=cell_done)
     else:
         rows = []
-        for i, (ratio, bottleneck) in enumerate(pairs):
-            def step_progress(step, loss, r2, i=i, ratio=ratio, bottleneck=bottleneck):
+        for i, (ratio, bottleneck, seed) in enumerate(cells):
+            def step_progress(step, loss, r2, i=i, ratio=ratio, bottleneck=bottleneck, seed=seed):
                 return None if progress is None else progress(
-                    "sweep", (i + step / max(1, base_config.steps)) / len(pairs),
-                    {"mask_ratio": ratio, "bottleneck": bottleneck, "step": step, "loss": loss, "r2": r2})  # fmt: skip
+                    "sweep", (i + step / max(1, base_config.steps)) / len(cells),
+                    {"mask_ratio": ratio, "bottleneck": bottleneck, "seed": seed, "step": step, "loss": loss,
+                     "r2": r2})  # fmt: skip
 
-            rows.append(sweep_cell(zoo, base_config, ratio, bottleneck, progress=step_progress))
+            stopped = []
+
+            def stop_hook(step, i=i, stopped=stopped):
+                if should_stop is not None and should_stop(i, step):
+                    stopped.append(step)
+                    return True
+                return False
+
+            row = sweep_cell(zoo, base_config, ratio, bottleneck, seed, progress=step_progress, should_stop=stop_hook)
+            if stopped:
+                break
+            rows.append(row)
     if progress is not None:
         progress("sweep", 1.0, {})
     return rows
 
 
-def sweep_cell(zoo: Zoo, base_config: ClozeConfig, mask_ratio: float, bottleneck: int, progress=None) -> dict:
-    """One sweep cell: an embedder with this mask ratio and bottleneck, probed on the held-out seeds -> a row."""
-    config = replace(base_config, mask_ratio=mask_ratio, bottleneck=bottleneck)
+def sweep_cell(zoo: Zoo, base_config: ClozeConfig, mask_ratio: float, bottleneck: int, seed: int | None = None,
+               progress=None, should_stop=None) -> dict:  # fmt: skip
+    """One sweep cell: an embedder with this mask ratio, bottleneck and seed, probed on the held-out seeds -> a row."""
+    seed = base_config.seed if seed is None else int(seed)
+    config = replace(base_config, mask_ratio=mask_ratio, bottleneck=bottleneck, seed=seed)
     t = time.perf_counter()
-    embedder = train_embedder(zoo, config, progress=progress)
+    embedder = train_embedder(zoo, config, progress=progress, should_stop=should_stop)
     p = probe_all(embed(embedder, zoo, seed=EMBED_SEED), zoo.task_ids, zoo.is_train, config.seed)
     return json_safe({
-        "mask_ratio": mask_ratio, "bottleneck": bottleneck, "linear_accuracy": p["linear_accuracy"],
+        "mask_ratio": mask_ratio, "bottleneck": bottleneck, "seed": seed, "linear_accuracy": p["linear_accuracy"],
         "knn_accuracy": p["knn_accuracy"], "nmi": p["nmi"], "cloze_r2": embedder.cloze_r2_,
-        "seconds": round(time.perf_counter() - t, 2),
+        "n_held_out": int((~zoo.is_train).sum()), "seconds": round(time.perf_counter() - t, 2),
     })  # fmt: skip

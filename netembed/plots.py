@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from .divergence import failed
 from .family import Family
 from .gradients import LineSections, input_gradients
 from .zoo import Zoo
@@ -61,7 +62,7 @@ def training_figure(steps, series: dict[str, list[float]], title: str | None = N
         fig.add_scatter(x=list(steps), y=list(values), name=name.replace("_", " "), mode="lines",
                         line=dict(color=PALETTE[i % len(PALETTE)]), secondary_y=right)  # fmt: skip
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", dtick="D2", exponentformat="e", title_text="loss", secondary_y=False)  # 1, 2, 5 per decade
+    fig.update_yaxes(type="log", dtick=1, exponentformat="e", title_text="loss", secondary_y=False)  # decades only
     if any(n.lower().startswith("r2") for n in series):
         # own ticks, no grid: the right axis must not inherit the log axis's tick positions
         fig.update_yaxes(title_text="R²", tickmode="auto", showgrid=False, secondary_y=True)
@@ -77,7 +78,7 @@ def zoo_curves_figure(zoo: Zoo) -> go.Figure:
             median = np.nanmedian(np.where(np.isfinite(curves), curves, np.nan), axis=0)
         fig.add_scatter(x=zoo.log_steps, y=median, name=f"f{k}", mode="lines", line=dict(color=function_colour(k)))
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", exponentformat="e", title_text="median training MSE")  # 1e-5, not "10µ"
+    fig.update_yaxes(type="log", dtick=1, exponentformat="e", title_text="median training MSE")  # decades only, 1e-5
     return _layout(fig, "training loss per function", height=340)
 
 
@@ -89,10 +90,10 @@ def zoo_frame(zoo: Zoo) -> pd.DataFrame:
         **architecture,
         "function": zoo.task_ids,
         "replicate": zoo.replicates,
-        "seed": zoo.seeds,
+        "init seed": zoo.seeds,
         "split": np.where(zoo.is_train, "train", "held-out"),
         "fit_mse": zoo.fit_mse,
-        "failed": zoo.failed,
+        "failed": failed(zoo),  # divergence.failed: the one meaning of "failed"
     })  # fmt: skip
 
 
@@ -137,7 +138,7 @@ def gradient_figure(
     samples = input_gradients(zoo, sample_x)[models] if sample_x is not None else None
     for j, i in enumerate(models):
         colour = PALETTE[(j + 1) % len(PALETTE)] if len(tasks) == 1 else function_colour(zoo.task_ids[i])
-        name = f"model {i} (f{zoo.task_ids[i]}, seed #{zoo.replicates[i]})"
+        name = f"model {i} (f{zoo.task_ids[i]}, replicate {zoo.replicates[i]})"
         group = dict(legendgroup=f"m{i}", line=dict(color=colour, width=1.5))
         fig.add_scatter(x=x, y=outputs[j], name=name, row=1, col=1, **group)
         if sections is not None:
@@ -203,7 +204,7 @@ def embedding_figure(points: np.ndarray, zoo: Zoo, selected: int | None = None, 
                 marker=dict(color=function_colour(k), symbol=symbol, size=9, line=dict(width=1.5, color=function_colour(k))),
                 customdata=custom.tolist(),  # plain lists: a chart selection hands them back as they are
                 hovertemplate="model %{customdata[0]:.0f}<br>function f%{customdata[1]:.0f}<br>"
-                "seed #%{customdata[2]:.0f} (init %{customdata[3]:.0f})<br>fit MSE %{customdata[4]:.2e}"
+                "replicate %{customdata[2]:.0f} (init seed %{customdata[3]:.0f})<br>fit MSE %{customdata[4]:.2e}"
                 f"<br>{s}<extra></extra>",
             )  # fmt: skip
     if selected is not None:
@@ -238,11 +239,68 @@ PROBE_COLUMNS = {"linear_accuracy": "linear probe", "knn_accuracy": "kNN", "kmea
                  "coefficient_r2": "coefficient R²"}  # fmt: skip
 
 
-def probe_frame(probes: dict[str, dict]) -> pd.DataFrame:
-    """Probe results of several descriptions (embedder, baselines) as one table, one row each."""
-    rows = [{"description": name, **{label: p.get(key, np.nan) for key, label in PROBE_COLUMNS.items()}}
+DESCRIPTIONS = {"cloze": "cloze embedder", "raw_gradients": "raw gradients", "raw_gradients_pca": "raw gradients (PCA)",
+                "outputs": "raw outputs", "weights": "flat weights", "weight_stats": "weight statistics",
+                "supervised": "supervised (upper bound)"}  # fmt: skip
+UNSUPERVISED = ("kmeans_ari", "nmi")  # scored on every model; the others on the held-out seeds
+
+
+def description_name(key: str) -> str:
+    return DESCRIPTIONS.get(key, key.replace("_", " "))
+
+
+def probe_header(key: str, n_held_out: int | None = None, n_models: int | None = None) -> str:
+    """A score's column name with its n: 'linear probe (n=40)'; k-means scores count every model."""
+    n = n_models if key in UNSUPERVISED else n_held_out
+    return PROBE_COLUMNS[key] if n is None else f"{PROBE_COLUMNS[key]} (n={n})"
+
+
+def probe_frame(probes: dict[str, dict], n_held_out: int | None = None, n_models: int | None = None) -> pd.DataFrame:
+    """Probe results of several descriptions (embedder, baselines) as one table, one row each; with the counts
+    given, every score's header says how many models it was measured on."""
+    headers = {key: probe_header(key, n_held_out, n_models) for key in PROBE_COLUMNS}
+    rows = [{"description": description_name(name), **{headers[k]: p.get(k, np.nan) for k in PROBE_COLUMNS}}
             for name, p in probes.items()]  # fmt: skip
-    return pd.DataFrame(rows, columns=["description", *PROBE_COLUMNS.values()])
+    return pd.DataFrame(rows, columns=["description", *headers.values()])
+
+
+def compare_probe_frame(runs: dict[str, dict], metric: str = "linear_accuracy") -> pd.DataFrame:
+    """One probe score across runs: a row per description, a column per run ('name (n=…)' from each run's
+    held-out count). `runs`: run name -> {"probes": {description: scores}, "n_held_out": int}."""
+    names = []
+    for run in runs.values():
+        names += [d for d in run["probes"] if d not in names]
+    out = pd.DataFrame({"description": [description_name(d) for d in names]})
+    for name, run in runs.items():
+        n = run.get("n_models") if metric in UNSUPERVISED else run.get("n_held_out")
+        column = name if n is None else f"{name} (n={n})"
+        out[column] = [run["probes"].get(d, {}).get(metric, np.nan) for d in names]
+    return out
+
+
+def compare_embeddings_figure(panels: list[tuple[str, np.ndarray, Zoo]], title: str | None = None) -> go.Figure:
+    """Runs side by side: one 2D projection per run (name, (n, 2) points, zoo), coloured by function.
+    Each function appears once in the legend (its first panel); panels share the legend by function."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[name for name, _, _ in panels],
+                        horizontal_spacing=0.04)  # fmt: skip
+    in_legend = set()
+    for col, (name, points, zoo) in enumerate(panels, start=1):
+        split = np.where(zoo.is_train, "train", "held-out")
+        for k in np.unique(zoo.task_ids):
+            for s, symbol in SPLIT_SYMBOLS.items():
+                idx = np.flatnonzero((zoo.task_ids == k) & (split == s))
+                if not idx.size:
+                    continue
+                fig.add_scatter(x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"f{k} {s}",
+                                legendgroup=f"{k}{s}", showlegend=(k, s) not in in_legend,
+                                marker=dict(color=function_colour(k), symbol=symbol, size=7,
+                                            line=dict(width=1, color=function_colour(k))),
+                                hovertemplate=f"{name}<br>model %{{customdata}}<br>f{k}, {s}<extra></extra>",
+                                customdata=idx.tolist(), row=1, col=col)  # fmt: skip
+                in_legend.add((k, s))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    return _layout(fig, title, height=420)
 
 
 def confusion_figure(confusion, title: str | None = None) -> go.Figure:
@@ -259,16 +317,46 @@ def confusion_figure(confusion, title: str | None = None) -> go.Figure:
 # ---------------------------------------------------------------- sweep
 
 
+SWEEP_SCORES = {"linear_accuracy": "linear probe accuracy", "knn_accuracy": "kNN accuracy", "nmi": "NMI",
+                "cloze_r2": "cloze R²"}  # fmt: skip
+SWEEP_COLUMNS = {"mask_ratio": "mask ratio", "bottleneck": "bottleneck", "seed": "seed", **SWEEP_SCORES,
+                 "n_held_out": "held-out models (n)", "seconds": "seconds"}  # fmt: skip
+
+
 def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str | None = None) -> go.Figure:
-    """Mask ratio x bottleneck heatmap of one probe metric."""
-    table = pd.DataFrame(rows).pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="mean")
-    lowest = np.nanmin(table.values) if np.isfinite(table.values).any() else 0.0
+    """Mask ratio x bottleneck heatmap of one score: the mean over seeds, written in each cell (± the standard
+    deviation when a cell has several seeds). The colour scale spans the data, so differences show."""
+    frame = pd.DataFrame(rows)
+    mean = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="mean", dropna=False)
+    std = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="std", dropna=False)
+    std = std.reindex(index=mean.index, columns=mean.columns)
+    z = mean.values.astype(float)
+    finite = z[np.isfinite(z)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi - lo < 1e-9:  # one value (or all equal): a small span around it, so the colour is mid-scale
+        lo, hi = lo - 0.05, hi + 0.05
+    several = "seed" in frame and frame.groupby(["mask_ratio", "bottleneck"]).size().max() > 1
+    text = [[("" if not np.isfinite(m) else f"{m:.2f}" + (f" ± {d:.2f}" if several and np.isfinite(d) else ""))
+             for m, d in zip(mr, dr)] for mr, dr in zip(z, std.values.astype(float))]  # fmt: skip
     fig = go.Figure(go.Heatmap(
-        z=table.values, x=[f"{c:g}" for c in table.columns], y=[str(r) for r in table.index],
-        colorscale="Viridis", zmin=min(0.0, lowest), zmax=1.0,  # scores live in [0, 1]; R^2 may dip below 0
-        texttemplate="%{z:.2f}", colorbar=dict(title=PROBE_COLUMNS.get(metric, metric)),
-        hovertemplate="mask ratio %{x}, bottleneck %{y}: %{z:.3f}<extra></extra>",
+        z=z, x=[f"{c:g}" for c in mean.columns], y=[str(r) for r in mean.index], text=text,
+        colorscale="Viridis", zmin=lo, zmax=hi, texttemplate="%{text}",
+        colorbar=dict(title=SWEEP_SCORES.get(metric, metric)),
+        hovertemplate="mask ratio %{x}, bottleneck %{y}: %{text}<extra></extra>",
     ))  # fmt: skip
     fig.update_xaxes(title_text="mask ratio", type="category")
     fig.update_yaxes(title_text="bottleneck", type="category")
     return _layout(fig, title, height=380)
+
+
+def sweep_frame(rows: list[dict]) -> pd.DataFrame:
+    """The sweep's rows with readable column names (the table and its CSV)."""
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in SWEEP_COLUMNS if c in frame]].rename(columns=SWEEP_COLUMNS)
+
+
+def cloze_settings_text(config) -> str:
+    """The embedder settings a sweep keeps from its base config, in words."""
+    return (f"mask unit {config.mask_unit}, d_model {config.d_model}, {config.n_layers} attention block(s), "
+            f"{config.n_inputs} inputs, {config.models_per_batch} models per batch, lr {config.lr:.1e}, "
+            f"seed {config.seed}")  # fmt: skip

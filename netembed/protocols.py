@@ -42,11 +42,10 @@ from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
-from .baselines import flat_weights, grid, weight_stats
+from .baselines import evaluation_inputs, flat_weights, grid_gradients, weight_stats
 from .cloze_training import train_embedder
 from .config import ClozeConfig
 from .embedding import embed
-from .gradients import input_gradients
 from .zoo import Zoo
 
 RETRIEVAL_K = 5
@@ -212,8 +211,8 @@ def descriptions(zoo: Zoo, embeddings: np.ndarray, is_seen: np.ndarray, random_s
     seen functions' models), weights, weight_stats, and supervised: the hidden layer of an MLP
     classifier trained WITH the seen functions' labels (its features carried to unseen functions).
     """
-    x = grid()
-    g = _clean(input_gradients(zoo, x))
+    x = evaluation_inputs(zoo)
+    g = _clean(grid_gradients(zoo))
     pca_dim = min(embeddings.shape[1], int(is_seen.sum()), g.shape[1])
     out = {
         "cloze": embeddings,
@@ -234,7 +233,7 @@ def descriptions(zoo: Zoo, embeddings: np.ndarray, is_seen: np.ndarray, random_s
 
 def supervised_regression(zoo: Zoo, parameters, is_seen, names, random_state: int = 0) -> dict:
     """The regression ceiling: an MLP regressor trained WITH the seen functions' parameters on grid gradients."""
-    g = _clean(input_gradients(zoo, grid()))
+    g = _clean(grid_gradients(zoo))
     f = standardise(g, is_seen, "feature")
     p = np.asarray(parameters, dtype=np.float64)
     varies = p[is_seen].std(0) > 1e-12

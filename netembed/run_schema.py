@@ -54,6 +54,8 @@ def zoo_tensors(zoo: Zoo) -> tuple[dict[str, torch.Tensor], dict]:
     tensors["fit_mse"] = torch.as_tensor(np.ascontiguousarray(zoo.fit_mse, dtype=np.float64))
     tensors["failed"] = torch.as_tensor(zoo.failed.astype(np.uint8))
     meta = {"config": to_dict(zoo.config), "seconds": zoo.seconds, "steps_done": zoo.steps_done}
+    if zoo.input_dim > 1:  # 1D zoos keep their zoo.json as it was
+        meta["input_dim"] = zoo.input_dim
     return tensors, meta
 
 
@@ -90,7 +92,10 @@ def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
     if (tensors["task_ids"] < 0).any() or tensors["failed"].max() > 1:
         raise RunError("zoo.safetensors: negative 'task_ids' or a 'failed' flag other than 0/1")
     layers = [(tensors[f"layers.{i}.w"], tensors[f"layers.{i}.b"]) for i in range(n_layers)]
-    sizes = [1] + [config.width] * config.depth + [1]
+    input_dim = meta.get("input_dim", 1)
+    if isinstance(input_dim, bool) or not isinstance(input_dim, int) or input_dim < 1:
+        raise RunError(f"zoo.json: 'input_dim' must be a whole number >= 1, got {input_dim!r}")
+    sizes = [input_dim] + [config.width] * config.depth + [1]
     for i, ((w, b), fi, fo) in enumerate(zip(layers, sizes[:-1], sizes[1:])):
         if tuple(w.shape) != (n, fi, fo) or tuple(b.shape) != (n, 1, fo):
             raise RunError(f"zoo.safetensors: layer {i} has shapes {tuple(w.shape)}, {tuple(b.shape)}; "
@@ -130,6 +135,10 @@ def mixed_zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict):
 
 
 def family_meta(family) -> dict:
+    if family.config.kind == "bumps":  # family_nd.py
+        return {"config": to_dict(family.config), "amplitudes": family.amplitudes.tolist(),
+                "centres": family.centres.tolist(), "widths": family.widths.tolist(),
+                "offsets": family.offsets.tolist()}  # fmt: skip
     if family.config.kind == "sines":  # a and b (c is the config's); see sines.py
         return {"config": to_dict(family.config), "amplitudes": family.amplitudes.tolist(),
                 "frequencies": family.frequencies.tolist()}  # fmt: skip
@@ -151,8 +160,27 @@ def sine_family_from_meta(config: FamilyConfig, meta: dict):
     return SineFamily(config=config, amplitudes=a, frequencies=b)
 
 
+def bump_family_from_meta(config: FamilyConfig, meta: dict):
+    from .family_nd import BumpFamily
+
+    try:
+        arrays = {k: np.asarray(meta[k], dtype=np.float64) for k in ("amplitudes", "centres", "widths", "offsets")}
+    except (KeyError, ValueError, TypeError, OverflowError):
+        raise RunError("family.json: 'amplitudes', 'centres', 'widths' and 'offsets' must be arrays of numbers") from None
+    k, d = config.n_functions, config.input_dim
+    a, c, w, o = arrays["amplitudes"], arrays["centres"], arrays["widths"], arrays["offsets"]
+    if a.ndim != 2 or a.shape[0] != k or c.shape != (*a.shape, d) or w.shape != a.shape or o.shape != (k,):
+        raise RunError(f"family.json: bump arrays {a.shape}, {c.shape}, {w.shape}, {o.shape} do not match its config "
+                       f"({k} functions of {d} inputs)")  # fmt: skip
+    if not all(np.isfinite(v).all() for v in arrays.values()) or (w <= 0).any():
+        raise RunError("family.json: bump arrays hold NaN or Inf, or a width <= 0")
+    return BumpFamily(config=config, amplitudes=a, centres=c, widths=w, offsets=o)
+
+
 def family_from_meta(meta: dict):
     config = from_dict(FamilyConfig, meta.get("config"))
+    if config.kind == "bumps":
+        return bump_family_from_meta(config, meta)
     if config.kind == "sines":
         return sine_family_from_meta(config, meta)
     try:

@@ -253,6 +253,9 @@ def run_from_files(files: dict[str, bytes]) -> Run:
         )
     if zoo.task_ids.max(initial=0) >= family.n_functions:
         raise RunError("zoo.safetensors: task_ids point past the family's functions")
+    if zoo.input_dim != getattr(family, "input_dim", 1):
+        raise RunError(f"zoo.safetensors: models of {zoo.input_dim} inputs, but the family's functions take "
+                       f"{getattr(family, 'input_dim', 1)}")  # fmt: skip
     embedder = None
     if "embedder.json" in checksums or "embedder.safetensors" in checksums:
         with _file_errors("embedder.safetensors / embedder.json"):

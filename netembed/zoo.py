@@ -57,16 +57,22 @@ class Zoo:
         return len(self.task_ids)
 
     @property
+    def input_dim(self) -> int:
+        """d: inputs of every model (the first layer's fan_in)."""
+        return self.layers[0][0].shape[1]
+
+    @property
     def is_train(self) -> np.ndarray:
         """(n,) bool: the training split, by seed."""
         return self.replicates < self.config.n_train_seeds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs of every model: x (batch,) shared, or (n, batch) per model -> (n, batch)."""
+        """Outputs of every model: x (batch,) shared, or (n, batch) per model -> (n, batch); for d > 1 inputs
+        x (batch, d) shared or (n, batch, d) per model."""
         return mlp_forward(self.layers, x, self.config.activation)
 
     def __call__(self, x) -> np.ndarray:
-        """Numpy convenience: x (batch,) -> outputs (n, batch), float64."""
+        """Numpy convenience: x (batch,) (or (batch, d) for d > 1) -> outputs (n, batch), float64."""
         w = self.layers[0][0]
         with torch.no_grad():
             y = self.forward(torch.as_tensor(np.asarray(x), dtype=w.dtype, device=w.device))
@@ -95,9 +101,14 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def mlp_forward(layers, x: torch.Tensor, activation: str) -> torch.Tensor:
-    """Stacked MLPs: x (batch,) or (n, batch) -> (n, batch)."""
+    """Stacked MLPs: x (batch,) or (n, batch) -> (n, batch); with d > 1 inputs x (batch, d) or (n, batch, d)."""
     act = activation_fn(activation)
     w0, b0 = layers[0]
+    if w0.shape[1] > 1:  # d inputs: the first layer is a real matmul
+        h = torch.matmul(x if x.dim() == 3 else x[None], w0) + b0  # (n, batch, width)
+        for w, b in layers[1:]:
+            h = torch.baddbmm(b, act(h), w)
+        return h.squeeze(-1)
     x = x.reshape(-1, x.shape[-1], 1) if x.dim() == 2 else x[None, :, None]
     h = x * w0 + b0  # (n, batch, width): fan_in is 1, so the first matmul is a broadcast
     for w, b in layers[1:]:
@@ -110,9 +121,9 @@ def model_seed(zoo_seed: int, task: int, replicate: int) -> int:
     return int(np.random.SeedSequence([zoo_seed, task, replicate]).generate_state(1)[0])
 
 
-def init_layers(config: ZooConfig, seeds: np.ndarray, device="cpu") -> list[tuple[torch.Tensor, torch.Tensor]]:
+def init_layers(config: ZooConfig, seeds: np.ndarray, device="cpu", input_dim: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn per model from its own seed."""
-    sizes = [1] + [config.width] * config.depth + [1]
+    sizes = [input_dim] + [config.width] * config.depth + [1]
     n = len(seeds)
     layers = [(torch.empty(n, i, o), torch.empty(n, 1, o)) for i, o in zip(sizes[:-1], sizes[1:])]
     for m, seed in enumerate(seeds):
@@ -136,7 +147,7 @@ def siren_scale(layers) -> None:
 
     SIREN computes sin(omega_0 (W x + b)) with W ~ U(+-1/fan_in) in the first layer and
     U(+-sqrt(6 / fan_in) / omega_0) after it; folding omega_0 in gives the first layer
-    U(+-omega_0) (fan_in is 1), hidden layers U(+-sqrt(6 / fan_in)) and the linear output
+    U(+-omega_0 / d) for d inputs, hidden layers U(+-sqrt(6 / fan_in)) and the linear output
     U(+-sqrt(6 / fan_in) / omega_0). The nn.Linear draws (bound 1/sqrt(fan_in)) are rescaled,
     so a sine model keeps its seeds' draws. omega_0 = 10 rather than SIREN's 30: inputs span
     [-1, 1] and the families hold at most about 10 periods there, and Adam at lr 1e-2 trains it.
@@ -144,7 +155,7 @@ def siren_scale(layers) -> None:
     last = len(layers) - 1
     for i, (w, b) in enumerate(layers):
         if i == 0:
-            w.mul_(SIREN_OMEGA)
+            w.mul_(SIREN_OMEGA / math.sqrt(w.shape[1]))  # the draw's bound 1/sqrt(d) becomes omega_0 / d
             b.mul_(math.pi)  # a phase spread over a half-period either way
         else:
             w.mul_(math.sqrt(6.0) / (SIREN_OMEGA if i == last else 1.0))
@@ -176,9 +187,14 @@ def target_function(family, device) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.as_tensor(family.values(x.double().cpu().numpy()), dtype=torch.float32, device=device)
 
 
-def draw_chunk(gen: torch.Generator, targets, config: ZooConfig, steps: int, device):
+def draw_chunk(gen: torch.Generator, targets, config: ZooConfig, steps: int, device, input_dim: int = 1):
     """The next `steps` input draws, one per step as the loop of modules draws them, and every function's
-    targets on them in one pass (`targets`, see target_function): x (steps, batch), y (K, steps, batch)."""
+    targets on them in one pass (`targets`, see target_function): x (steps, batch), y (K, steps, batch);
+    for d > 1 inputs x (steps, batch, d) uniform on [-1, 1]^d."""
+    if input_dim > 1:
+        x = torch.stack([torch.rand(config.batch_size, input_dim, generator=gen) * 2 - 1 for _ in range(steps)])
+        x = x.to(device)
+        return x, targets(x.reshape(-1, input_dim)).reshape(-1, steps, config.batch_size)
     x = torch.stack([torch.rand(config.batch_size, generator=gen) * 2 - 1 for _ in range(steps)]).to(device)
     return x, targets(x.reshape(-1)).reshape(-1, steps, config.batch_size)
 
@@ -213,7 +229,8 @@ def train_zoo(
     task_ids = np.repeat(tasks, len(reps))  # function-major, as in the whole zoo
     replicates = np.tile(reps, len(tasks))
     seeds = np.array([model_seed(config.seed, t, r) for t, r in zip(task_ids, replicates)], dtype=np.int64)
-    layers = init_layers(config, seeds, device)
+    input_dim = getattr(family, "input_dim", 1)
+    layers = init_layers(config, seeds, device, input_dim)
     train_step, engine = make_step(layers, config, device, engine)
     targets = target_function(family, device)
     task_index = torch.as_tensor(task_ids, device=device)
@@ -224,8 +241,8 @@ def train_zoo(
     step = 0
     for step in range(1, config.steps + 1):
         if (step - 1) % DRAW_CHUNK == 0:
-            xs, ys = draw_chunk(gen, targets, config, min(DRAW_CHUNK, config.steps - step + 1), device)
-        x, y = xs[(step - 1) % DRAW_CHUNK], ys[:, (step - 1) % DRAW_CHUNK]  # (batch,) shared by all, (K, batch)
+            xs, ys = draw_chunk(gen, targets, config, min(DRAW_CHUNK, config.steps - step + 1), device, input_dim)
+        x, y = xs[(step - 1) % DRAW_CHUNK], ys[:, (step - 1) % DRAW_CHUNK]  # (batch,) or (batch, d) shared, (K, batch)
         window += train_step(x, y[task_index], step).to(device)  # (n,) each model's loss before the update
         if step % log_every == 0 or step == config.steps:
             span = (step - 1) % log_every + 1
@@ -278,6 +295,12 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
     only when the kernel should run here but cannot be built."""
     if engine not in ("auto", "kernel", "autograd"):
         raise ValueError(f"engine must be auto, kernel or autograd, got {engine!r}")
+    # The fused kernel's first layer is a broadcast of one scalar input (and its backward a row sum);
+    # d inputs need a (batch, d) x (d, width) matmul and its transpose inside the C pass: not done yet.
+    if layers[0][0].shape[1] > 1:
+        if engine == "kernel":
+            raise zoo_kernel.KernelUnavailable(f"the C kernel takes one input; these models take {layers[0][0].shape[1]}")
+        return AutogradStep(layers, config), "autograd"
     # a missing compiler is not a reason to skip silently: KernelStep raises it and we warn below
     if engine == "autograd" or (engine == "auto" and zoo_kernel.why_unavailable(config, device, check_compiler=False)):
         return AutogradStep(layers, config), "autograd"
@@ -293,6 +316,10 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
 def fit_errors(zoo: Zoo, family) -> tuple[np.ndarray, np.ndarray]:
     """Each model's MSE against its target on the dense grid, and the failed flag."""
     grid = dense_grid(FIT_GRID)
+    if zoo.input_dim > 1:  # the family's fixed sample of [-1, 1]^d (family_nd.py) stands in for the grid
+        from .family_nd import sample_points
+
+        grid = sample_points(zoo.input_dim)
     target = family.values(grid)[zoo.task_ids]  # (n, grid)
     w = zoo.layers[0][0]
     x = torch.as_tensor(grid, dtype=w.dtype, device=w.device)

@@ -9,7 +9,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-PAGES = ["family", "zoo", "gradients", "embedder", "embeddings", "sweep"]
+PAGES = ["family", "zoo", "gradients", "embedder", "embeddings", "sweep", "compare"]
 TIMEOUT = 60
 
 

@@ -30,6 +30,18 @@ def start_zoo(at: AppTest, n_functions: int, steps: int = 60):
     return at.session_state["ne"]["jobs"]["zoo"]
 
 
+def open_new_run(at: AppTest) -> AppTest:
+    """Run the script (the ended job's run joins the history) and click its Open button in the sidebar."""
+    at.run()
+    next(x for x in at.sidebar.button if x.label == "Open run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown_run(at: AppTest):
+    return at.session_state["ne"]["history"].get(at.selectbox(key="run").value).run
+
+
 def zoo_table(at: AppTest):
     visit(at, "zoo")
     return at.dataframe[0].value
@@ -74,12 +86,11 @@ def test_two_sessions_training_at_once_keep_their_own_zoos(monkeypatch):
     finally:
         release.set()
     assert job_a.wait(WAIT_S) and job_a.state == "done", job_a.error
-    a.run()
-    b.run()
+    a, b = open_new_run(a), open_new_run(b)
     table_a, table_b = zoo_table(a), zoo_table(b)
     assert len(table_a) == 2 * 3 and set(table_a.function) == {0, 1}
     assert len(table_b) == 3 * 3 and set(table_b.function) == {0, 1, 2}
-    made_a, made_b = a.session_state["ne"]["made"], b.session_state["ne"]["made"]
+    made_a, made_b = shown_run(a), shown_run(b)
     assert made_a is not made_b and made_a.zoo.n_models == 6 and made_b.zoo.n_models == 9
     assert a.session_state["ne"]["jobs"]["zoo"] is job_a and b.session_state["ne"]["jobs"]["zoo"] is job_b
 
@@ -87,9 +98,9 @@ def test_two_sessions_training_at_once_keep_their_own_zoos(monkeypatch):
 def test_a_run_reaches_another_session_only_once_saved_and_loaded(private_runs_folder):
     a, b = fresh(), fresh()
     assert start_zoo(a, 2).wait(WAIT_S)
-    a.run()
+    open_new_run(a)
     b.run()
-    assert b.session_state["ne"]["made"] is None  # A's unsaved run is nowhere in B
+    assert not b.session_state["ne"]["history"].entries  # A's unsaved run is nowhere in B
     assert b.selectbox(key="run").value == "demo" and len(b.selectbox(key="run").options) == 1
     a.sidebar.text_input(key="save_name").set_value("from-a").run()
     next(x for x in a.sidebar.button if x.label == "Save to the runs folder").click().run()
@@ -100,10 +111,10 @@ def test_a_run_reaches_another_session_only_once_saved_and_loaded(private_runs_f
     b.selectbox(key="run").set_value("saved:from-a").run()
     assert len(zoo_table(b)) == 6
     assert start_zoo(a, 3).wait(WAIT_S)  # A carries on, unsaved: B keeps what was saved
-    a.run()
+    open_new_run(a)
     b.run()
     assert len(zoo_table(a)) == 9 and len(zoo_table(b)) == 6
-    assert b.session_state["ne"]["made"] is None
+    assert not b.session_state["ne"]["history"].entries
 
 
 def test_a_saved_run_survives_a_server_restart(private_runs_folder):
@@ -111,7 +122,7 @@ def test_a_saved_run_survives_a_server_restart(private_runs_folder):
 
     a = fresh()
     assert start_zoo(a, 2).wait(WAIT_S)
-    a.run()
+    open_new_run(a)
     a.sidebar.text_input(key="save_name").set_value("kept").run()
     next(x for x in a.sidebar.button if x.label == "Save to the runs folder").click().run()
     st.cache_resource.clear()  # what a restart loses: every in-memory object (sessions are new AppTests)

@@ -134,6 +134,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     sidebar.get_by_test_id("stSidebarNav").get_by_text("Zoo").click()
     page.get_by_role("button", name="Cancel").click()  # cancel keeps the models trained so far
     expect(page.get_by_text("Zoo training cancelled at step")).to_be_visible(timeout=180_000)
+    sidebar.get_by_role("button", name="Open run", exact=True).click()  # the new run is shown only when asked
     expect(page.get_by_text("6 of 6 models shown")).to_be_visible(timeout=30_000)
     settle(page, PAGES["zoo"])
     page.screenshot(path=str(shots / "zoo-trained.png"), full_page=True)
@@ -142,7 +143,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     settle(page, PAGES["gradients"])
     expect(page.get_by_text("Line-sections on [-1, 1]: model 0:")).to_be_visible()  # the new zoo's model 0
     picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Current run")
-    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now')
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": /poly-K2 · M3 · \\d+\\/1000000 steps · s0 \\(unsaved\\)/')
     assert page.locator(EXCEPTION).count() == 0
     # another browser session meanwhile sees only the demo: nothing of this session's run
     other = browser.new_page(viewport={"width": 1400, "height": 1500})
@@ -174,11 +175,107 @@ def test_upload_a_run_archive_and_refuse_a_bad_one(server, browser, tmp_path):
     sidebar.get_by_role("button", name="Remove evil.zip").click()
     expect(sidebar.get_by_text("Could not load evil.zip")).to_have_count(0, timeout=30_000)
     sidebar.locator('input[type="file"]').set_input_files(str(good))
+    sidebar.get_by_role("button", name="Open run", exact=True).click()  # the upload joined the history
     picker = sidebar.get_by_role("combobox", name="Current run")
-    expect(picker).to_match_aria_snapshot('- combobox "Current run": the run made now', timeout=30_000)
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": demo (unsaved)', timeout=30_000)
     settle(page, PAGES["zoo"])
     expect(page.get_by_text("100 of 100 models shown")).to_be_visible()
     with page.expect_download(timeout=60_000) as download:  # and the run goes out again as a zip that loads
         sidebar.get_by_role("button", name="Download this run (.zip)").click()
     assert load_run_archive(Path(download.value.path()).read_bytes()).zoo.n_models == 100
+    page.close()
+
+
+def test_a_whole_study_loses_nothing_and_its_links_reopen_the_same_view(server, browser, shots):
+    """Issue 10's done-when: train, cancel, train again, embed, sweep, save, reload, share a link, two users.
+    Tiny settings come in the first link (they stay in the URL on every page); nothing waits a fixed time."""
+    tiny = "fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=200&emb_steps=30&sw_ratios=0.5&sw_bottlenecks=2&sw_steps=20"
+    page = browser.new_page(viewport={"width": 1024, "height": 1400})  # the narrow layout the issue asks for
+    page.goto(f"{server}/?{tiny}")
+    settle(page, PAGES[""])
+    expect(page.get_by_text("The study, in order:")).to_be_visible()
+    page.screenshot(path=str(shots / "landing.png"))
+    sidebar, nav = page.get_by_test_id("stSidebar"), page.get_by_test_id("stSidebarNav")
+    picker = sidebar.get_by_role("combobox", name="Current run")
+
+    def go(title, path):  # pages without a run's result yet have no chart: wait for the title and the run's end
+        nav.get_by_text(title, exact=True).click()
+        expect(page.get_by_role("heading", name=PAGES[path])).to_be_visible(timeout=90_000)
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)
+
+    def open_new():
+        sidebar.get_by_role("button", name="Open run", exact=True).first.click()
+        expect(sidebar.get_by_role("button", name="Open run", exact=True)).to_have_count(0, timeout=30_000)
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)  # the run has ended
+
+    # train a zoo; the view stays on the demo until the user opens the new run
+    go("Zoo", "zoo")
+    assert "fam_k=2" in page.url and "sw_steps=20" in page.url  # settings of other pages stay in the link
+    page.get_by_role("button", name="Train zoo").click()
+    expect(sidebar.get_by_role("button", name="Open run", exact=True)).to_be_visible(timeout=120_000)
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": demo run (bundled)')
+    open_new()
+    expect(page.get_by_text("6 of 6 models shown")).to_be_visible(timeout=30_000)
+    first = page.url
+    # a second zoo, cancelled: it becomes another entry, the first one stays whole
+    steps = page.get_by_label("Steps", exact=True)
+    steps.fill("1000000")
+    steps.press("Enter")
+    page.wait_for_url(lambda url: "zoo_steps=1000000" in url, timeout=30_000)
+    page.get_by_role("button", name="Train zoo").click()
+    expect(page.get_by_text("Zoo training: step")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("Zoo training cancelled at step")).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+    sidebar.get_by_role("button", name="Hide", exact=True).click()  # not opened: it stays in the history
+    expect(sidebar.get_by_role("button", name="Hide", exact=True)).to_have_count(0, timeout=30_000)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=90_000)  # no stale copies left
+    expect(page.get_by_text("6 of 6 models shown")).to_be_visible()  # still the first zoo, 200/200 steps
+    expect(page.get_by_text("200/200 steps")).to_be_visible()
+    sidebar.get_by_text("Unsaved runs (2 of at most").click()
+    expect(sidebar.get_by_role("button", name="Discard the shown run")).to_be_visible(timeout=30_000)
+    expect(sidebar.get_by_text("· zoo · not saved")).to_have_count(2)  # both zoos are kept
+    page.wait_for_timeout(1000)  # for the picture only: the expander's opening animation
+    page.screenshot(path=str(shots / "run-history.png"))
+    # embed the first zoo, then sweep it
+    go("Embedder", "embedder")
+    page.get_by_role("button", name="Train embedder").click()
+    expect(sidebar.get_by_role("button", name="Open run", exact=True)).to_be_visible(timeout=180_000)
+    open_new()
+    go("Sweep", "sweep")
+    page.get_by_role("button", name="Run sweep (1 embedders)").click()
+    expect(sidebar.get_by_role("button", name="Open run", exact=True)).to_be_visible(timeout=180_000)
+    open_new()
+    settle(page, PAGES["sweep"])
+    expect(page.get_by_text("No sweep for this run yet")).to_have_count(0)
+    # save: the sidebar says so at once, and the link now names the saved run
+    sidebar.get_by_text("Save, download, load").click()
+    sidebar.get_by_role("textbox", name="Save as").fill("e2e-study")
+    sidebar.get_by_role("textbox", name="Save as").press("Enter")
+    sidebar.get_by_role("button", name="Save to the runs folder").click()
+    expect(sidebar.get_by_text("saved as e2e-study")).to_be_visible(timeout=30_000)
+    page.wait_for_url(lambda url: "e2e-study" in url, timeout=30_000)
+    link = page.url
+    # reload: the same view (the saved run's sweep), nothing silently replaced
+    page.reload()
+    settle(page, PAGES["sweep"])
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": "saved: e2e-study"')
+    expect(page.get_by_text("No sweep for this run yet")).to_have_count(0)
+    # a second user opens the shared link: the same run and view; the first user's unsaved runs are not there
+    other = browser.new_page(viewport={"width": 1024, "height": 1400})
+    other.goto(link)
+    settle(other, PAGES["sweep"])
+    expect(other.get_by_test_id("stSidebar").get_by_role("combobox", name="Current run")).to_match_aria_snapshot(
+        '- combobox "Current run": "saved: e2e-study"')
+    other.goto(first)  # a link to an unsaved run of another session says so, and keeps its URL
+    settle(other, PAGES["zoo"])
+    expect(other.get_by_text("not found")).to_be_visible()
+    assert "run=session" in other.url
+    # compare the saved run with the demo
+    other.goto(f"{server}/compare?run=saved:e2e-study&cmp_runs=saved:e2e-study,demo")
+    settle(other, "Compare runs")
+    expect(other.get_by_text("one column per run")).to_be_visible()
+    other.screenshot(path=str(shots / "compare.png"), full_page=True)
+    assert other.locator(EXCEPTION).count() == 0 and page.locator(EXCEPTION).count() == 0
+    other.close()
     page.close()

@@ -104,5 +104,5 @@ def test_the_bound_never_refuses_a_family_that_can_be_drawn(degree, distance):
 
 def test_possible_by_the_bound_but_not_found_is_a_clear_family_error():
     config = FamilyConfig(n_functions=20, degree_min=2, degree_max=2, min_derivative_distance=2.0, max_tries=300)
-    with pytest.raises(FamilyError, match="could not draw 20 functions .* Lower min_derivative_distance"):
+    with pytest.raises(FamilyError, match="could not draw 20 functions .* Lower the variety threshold \\(min_derivative_distance"):
         make_family(config)

@@ -64,3 +64,17 @@ def test_embedder_job_progress_counts_only_its_own_work(tiny_family, tiny_zoo):
     assert run.embedder.steps_done_ == 20
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert 0.0 < fractions[len(fractions) // 2] < 1.0
+
+
+def test_an_embedder_cancelled_before_its_first_report_stops_at_once_and_says_where(tiny_family, tiny_zoo):
+    """Issue 10, bug 2: the embedder checks the cancel at every step (not every steps // LOG_POINTS), and the
+    job's step is the embedder's last step, not the step count the later stages report."""
+    from netembed.config import ClozeConfig
+
+    job = embedder_job(tiny_family, tiny_zoo, ClozeConfig(steps=5_000, models_per_batch=4, n_inputs=16))
+    job.cancel()  # asked before the work starts: the first step's check must see it
+    job.start()
+    assert job.wait(120) and job.state == "cancelled"
+    done = job.result.embedder.steps_done_
+    assert done <= 1, f"the embedder ran {done} steps after the cancel (it logs every 100)"
+    assert job.step == done

@@ -90,7 +90,8 @@ def test_probe_frame_confusion_and_sweep():
     fig = plots.sweep_figure(rows)
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3, 2) and z[2, 1] == pytest.approx(8.5)
-    assert fig.data[0].texttemplate and (fig.data[0].zmin, fig.data[0].zmax) == (0.0, 1.0)  # numbers in the cells
+    assert fig.data[0].texttemplate and fig.data[0].text[2][1] == "8.50"  # numbers in the cells
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (2.25, 8.5)  # the colour scale spans the data
 
 
 def test_cloze_figure_splits_visible_and_hidden():
@@ -109,3 +110,41 @@ def test_gradient_figure_with_many_models_keeps_samples_but_drops_breakpoint_tic
     hovers = [t.hovertemplate or "" for t in fig.data]
     assert sum(h.startswith("sampled") for h in hovers) == 4
     assert not any(h.startswith("breakpoint") for h in hovers)
+
+
+def test_sweep_with_several_seeds_writes_mean_and_spread_and_friendly_headers():
+    rows = [{"mask_ratio": 0.5, "bottleneck": 2, "seed": s, "linear_accuracy": a, "n_held_out": 40}
+            for s, a in enumerate([0.6, 0.8])] + [{"mask_ratio": 0.5, "bottleneck": 4, "seed": 0,
+                                                    "linear_accuracy": 0.9, "n_held_out": 40}]  # fmt: skip
+    fig = plots.sweep_figure(rows)
+    z = np.asarray(fig.data[0].z)
+    assert z[0, 0] == pytest.approx(0.7) and fig.data[0].text[0][0] == f"0.70 ± {np.std([0.6, 0.8], ddof=1):.2f}"
+    assert fig.data[0].colorbar.title.text == "linear probe accuracy"
+    frame = plots.sweep_frame(rows)
+    assert list(frame.columns) == ["mask ratio", "bottleneck", "seed", "linear probe accuracy", "held-out models (n)"]
+
+
+def test_probe_tables_carry_n_and_compare_runs_column_by_column():
+    probes = {"cloze": {"linear_accuracy": 0.9, "nmi": 0.5}, "raw_gradients": {"linear_accuracy": 1.0}}
+    frame = plots.probe_frame(probes, n_held_out=40, n_models=100)
+    assert list(frame.description) == ["cloze embedder", "raw gradients"]
+    assert "linear probe (n=40)" in frame.columns and "NMI (n=100)" in frame.columns
+    runs = {"a": {"probes": probes, "n_held_out": 40, "n_models": 100},
+            "b": {"probes": {"cloze": {"linear_accuracy": 0.4}}, "n_held_out": 8, "n_models": 20}}
+    table = plots.compare_probe_frame(runs, "linear_accuracy")
+    assert list(table.columns) == ["description", "a (n=40)", "b (n=8)"]
+    assert table.iloc[0, 1:].tolist() == [0.9, 0.4] and np.isnan(table.iloc[1, 2])  # b has no raw gradients
+
+
+def test_compare_figure_has_a_panel_per_run_and_each_legend_entry_once(tiny_zoo):
+    points = np.random.default_rng(0).normal(size=(tiny_zoo.n_models, 2))
+    fig = plots.compare_embeddings_figure([("a", points, tiny_zoo), ("b", points + 1, tiny_zoo)])
+    assert [a.text for a in fig.layout.annotations] == ["a", "b"]
+    shown = [t.name for t in fig.data if t.showlegend]
+    assert len(shown) == len(set(shown)) == len({t.name for t in fig.data})
+    assert {t.xaxis for t in fig.data} == {"x", "x2"}
+
+
+def test_log_axes_show_decades_only(tiny_zoo):
+    for fig in (plots.training_figure([1, 2], {"loss": [1.0, 0.01]}), plots.zoo_curves_figure(tiny_zoo)):
+        assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1  # 1e-3, 1e-2, ...: no 2 and 5 between

@@ -225,8 +225,8 @@ def widget_values(at: AppTest) -> dict:
 
 def with_a_run_without_embedder(at: AppTest) -> AppTest:
     family, zoo = random_run_parts()
-    ne = at.session_state["ne"]
-    ne["made"], ne["choice"] = Run(family=family, zoo=zoo), "current"
+    entry = at.session_state["ne"]["history"].add(Run(family=family, zoo=zoo), "random", "zoo")
+    at.session_state["run"] = entry.id  # as the sidebar's Open button does
     at.run()
     assert not at.exception, at.exception
     return at

@@ -6,11 +6,13 @@ import numpy as np
 import streamlit as st
 
 from app import state, widgets
+from app.history import HistoryFull, embedder_name
 from app.jobs import embedder_job
 from app.jobs_ui import job_panel
 from netembed.config import ClozeConfig, ConfigError
+from netembed.divergence import mostly_failed, quality_note
 from netembed.embedding import cloze_examples
-from netembed.limits import check_pipeline
+from netembed.limits import check_pipeline, estimate_cloze
 from netembed.plots import cloze_figure, training_figure
 
 st.title("Cloze embedder")
@@ -48,21 +50,30 @@ def cloze_ui(base: ClozeConfig) -> ClozeConfig:
 with st.container(border=True):
     st.subheader("Train an embedder on this zoo")
     st.caption(f"Trains on the training seeds of the current run's {run.zoo.n_models} models, then probes the "
-               "embeddings and every baseline. Runs in the background; the result becomes the current run.")  # fmt: skip
+               "embeddings and every baseline. Runs in the background; the result joins this session's runs "
+               "(the sidebar offers to open it).")  # fmt: skip
+    if mostly_failed(run.zoo):
+        st.warning(f"{quality_note(run.zoo)} An embedder trained on this zoo learns from networks that do not "
+                   "compute their functions.")  # fmt: skip
     try:
         config = cloze_ui(base)
+        st.caption(state.duration_text("embedder", estimate_cloze(run.zoo.n_models, config).flops))
         busy = state.job("embedder") is not None and state.job("embedder").running
         if st.button("Train embedder", type="primary", icon=":material/play_arrow:", disabled=busy):
+            if config.steps == 0:
+                raise ConfigError("Steps = 0 trains nothing: the embedder would stay at its random init; "
+                                  "set at least 1 step")  # fmt: skip
             check_pipeline(run.family.n_functions, run.zoo.config, [config])
             family, zoo = run.family, run.zoo
 
             def adopt(job):
                 job.result.meta["made_by"] = "app"
-                state.set_made(job.result)
+                return state.add_run(job.result, embedder_name(job.result), "embedder")
 
-            state.start("embedder", embedder_job(family, zoo, config), adopt)
+            state.start("embedder", embedder_job(family, zoo, config), adopt,
+                        flops=estimate_cloze(zoo.n_models, config).flops)  # fmt: skip
             st.rerun()
-    except ConfigError as e:
+    except (ConfigError, HistoryFull) as e:
         st.error(str(e))
     job_panel("embedder", "Embedder training")
 
@@ -74,7 +85,8 @@ if emb is None:
 st.subheader(f"The embedder of {state.label(state.choice())}")
 st.caption(emb.describe())
 m1, m2, m3 = st.columns(3)
-m1.metric("Cloze R² (held-out models)", f"{emb.cloze_r2_:.3f}" if math.isfinite(emb.cloze_r2_) else "n/a")
+m1.metric(f"Cloze R² ({int((~run.zoo.is_train).sum())} held-out models)",
+          f"{emb.cloze_r2_:.3f}" if math.isfinite(emb.cloze_r2_) else "n/a")
 m2.metric("Steps", f"{emb.steps_done_} / {emb.config.steps}")
 m3.metric("Training time", f"{emb.seconds_:.0f} s")
 for note in emb.notes_:
@@ -90,7 +102,9 @@ held_out = np.flatnonzero(~run.zoo.is_train)
 examples_for = widgets.multi("Models", "emb_examples", held_out.tolist(),
                              [int(held_out[run.zoo.task_ids[held_out] == k][0]) for k in np.unique(run.zoo.task_ids[held_out])][:4],
                              fmt=lambda i: f"model {i} (f{run.zoo.task_ids[i]})", max_selections=6)  # fmt: skip
-if examples_for:
+if examples_for and run.zoo.input_dim > 1:
+    st.info("Masked examples of 2D models are drawn on the Gradients page (region map, masked regions hatched).")
+elif examples_for:
     with st.spinner("Predicting hidden gradients..."):
         examples = state.derived("cloze_examples", lambda ids: cloze_examples(emb, run.zoo, list(ids)), tuple(examples_for))
     cols = st.columns(2)

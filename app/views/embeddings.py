@@ -18,9 +18,6 @@ from netembed.plots import (
 from netembed.probes import nearest_models
 from netembed.projection import METHODS, project
 
-NAMES = {"cloze": "cloze embedder", "raw_gradients": "raw gradients", "outputs": "raw outputs",
-         "weights": "flat weights", "weight_stats": "weight statistics", "supervised": "supervised (upper bound)"}  # fmt: skip
-
 st.title("Embeddings")
 run = state.current_run()
 if run is None or run.embedder is None:
@@ -100,7 +97,7 @@ c1, c2 = st.columns([1, 3])
 with c1:
     method = widgets.choice("Projection", "emb_method", list(METHODS), "pca", fmt=str.upper, horizontal=True)
     model = widgets.choice("Model", "emb_model", list(range(zoo.n_models)), 0,
-                           fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, seed #{zoo.replicates[i]})",
+                           fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, replicate {zoo.replicates[i]})",
                            help="or click a point in the scatter")  # fmt: skip
     n_neighbours = widgets.slider("Neighbours", "emb_k", 4, 1, 12)
     imported = networks_trained_elsewhere()
@@ -127,27 +124,36 @@ neighbours = nearest_models(features, model, n_neighbours)
 same = int((zoo.task_ids[neighbours] == zoo.task_ids[model]).sum())
 st.caption(f"{same} of {len(neighbours)} neighbours fit the same function (f{zoo.task_ids[model]}).")
 try:
-    sections = state.derived("line_sections", lambda: line_sections(zoo))
+    sections = state.derived("line_sections", lambda: line_sections(zoo) if zoo.input_dim == 1 else None)
 except NoExactSections:
     sections = None
-st.plotly_chart(gradient_figure(family, zoo, [model, *neighbours.tolist()], sections), key="emb_neighbours")
+if zoo.input_dim > 1:
+    from netembed.plots_nd import model_vs_target_figure
+
+    for i in [model, *neighbours.tolist()][:3]:
+        st.plotly_chart(model_vs_target_figure(zoo, family, i), key=f"emb_neighbour_{i}")
+else:
+    st.plotly_chart(gradient_figure(family, zoo, [model, *neighbours.tolist()], sections), key="emb_neighbours")
 
 probes = (run.report or {}).get("probes")
 st.subheader("Probes: how well each description of the models names their function")
 if not probes:
     st.info("This run's report holds no probe results.")
 else:
-    table = probe_frame({NAMES.get(k, k): v for k, v in probes.items()})
+    n_held = int((~zoo.is_train).sum())
+    table = probe_frame(probes, n_held_out=n_held, n_models=zoo.n_models)
     st.caption("Linear probe and kNN: accuracy on the held-out seeds after training on the training seeds; "
                "k-means ARI and NMI: clustering agreement with the true functions (unsupervised); coefficient R²: "
                "ridge regression from the description to the target polynomial's coefficients (held-out seeds). "
+               f"n: the models each score is measured on ({n_held} held-out, {zoo.n_models} for k-means). "
                f"Chance: {probes['cloze'].get('chance', 1 / family.n_functions):.2f}.")  # fmt: skip
     st.dataframe(table, hide_index=True, key="probe_table",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[1:]})  # fmt: skip
     d1, d2 = st.columns(2)
-    d1.download_button("Probe table (CSV)", table.to_csv(index=False), "probes.csv", "text/csv",
+    d1.download_button("Probe table (CSV)", table.to_csv(index=False), f"probes-{state.file_stem()}.csv", "text/csv",
                        on_click="ignore", icon=":material/download:")  # fmt: skip
-    d2.download_button("Embeddings (CSV)", embeddings_frame(features, zoo).to_csv(index=False), "embeddings.csv",
+    d2.download_button("Embeddings (CSV)", embeddings_frame(features, zoo).to_csv(index=False),
+                       f"embeddings-{state.file_stem()}.csv",
                        "text/csv", on_click="ignore", icon=":material/download:")  # fmt: skip
     confusion = probes.get("cloze", {}).get("confusion")
     if confusion is not None:

@@ -7,7 +7,35 @@ from app import family_ui, state, widgets
 from netembed.config import ConfigError, FamilyConfig
 from netembed.family import FamilyError
 from netembed.plots import family_figure
+from netembed.store import RunError
 
+
+def landing_card() -> None:
+    """What the demo holds, the order of the study, and one click to its result."""
+    with st.container(border=True):
+        st.markdown("#### netembed: embeddings of networks, learned from their input-gradients")
+        try:
+            demo = state.load_from_disk(state.DEMO_DIR) if state.DEMO_DIR.is_dir() else None
+        except RunError:
+            demo = None
+        if demo is not None:
+            cloze = ((demo.report or {}).get("probes") or {}).get("cloze", {})
+            accuracy = f", whose linear probe names the function of {cloze['linear_accuracy']:.0%} of the held-out " \
+                "models" if cloze.get("linear_accuracy") is not None else ""  # fmt: skip
+            st.markdown(f"The bundled **demo run** already holds a zoo of {demo.zoo.n_models} small networks "
+                        f"({demo.family.n_functions} functions × {demo.zoo.config.models_per_function} seeds), an "
+                        f"embedder trained on them{accuracy}, and a sweep. Every page shows it until you pick "
+                        "another run in the sidebar.")  # fmt: skip
+        st.markdown("**The study, in order:** 1 Family (the target functions) → 2 Zoo (train networks on them) → "
+                    "3 Gradients (what the embedder sees) → 4 Embedder (train it) → 5 Embeddings (where the "
+                    "networks land, probes) → 6 Sweep (mask ratio × bottleneck); then Compare runs.")  # fmt: skip
+        if st.button("See the demo's embeddings", type="primary", icon=":material/scatter_plot:", key="landing_go"):
+            state.open_next(state.DEMO)  # the user's click: show the demo there
+            st.switch_page("views/embeddings.py")
+        st.caption("Or start at step 1 below: choose a family, then train a zoo on it.")
+
+
+landing_card()
 st.title("Family of target functions")
 st.caption("K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ in its "
            "derivative by the variety threshold (input-gradients cannot see a constant offset). "
@@ -32,6 +60,14 @@ distances = family.derivative_distances()
 closest = distances[np.triu_indices(family.n_functions, 1)].min() if family.n_functions > 1 else float("nan")
 c1, c2, c3 = st.columns(3)
 c1.metric("Functions", family.n_functions)
-c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+if hasattr(family, "degrees"):
+    c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+else:
+    c2.metric("Inputs d", getattr(family, "input_dim", 1))
 c3.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}")
-st.plotly_chart(family_figure(family), key="family_plot")
+if getattr(family, "input_dim", 1) > 1:  # functions of d inputs: heatmaps with gradient arrows (plots_nd.py)
+    from netembed.plots_nd import family_heatmaps
+
+    st.plotly_chart(family_heatmaps(family, range(min(family.n_functions, 9))), key="family_plot")
+else:
+    st.plotly_chart(family_figure(family), key="family_plot")

@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from app import state, widgets
+from netembed.divergence import failed as failed_models
 from netembed.gradients import NoExactSections, line_sections
 from netembed.plots import gradient_figure
 
@@ -21,6 +22,11 @@ architecture = None
 if hasattr(zoo, "parts"):  # a mixed zoo (mixed_zoo.py): one architecture at a time, its models numbered within it
     architecture = widgets.choice("Architecture", "grad_arch", zoo.labels, zoo.labels[0], horizontal=True)
     zoo = zoo.part_of(architecture)
+if zoo.input_dim > 1:
+    from app.gradients_nd import show_nd
+
+    show_nd(run)
+    st.stop()
 
 
 def exact_sections(zoo):
@@ -36,19 +42,22 @@ if sections is None:
     st.info(f"This zoo uses {zoo.config.activation}, a smooth activation: there are no line-sections, so the "
             "gradient is drawn from a dense grid instead.")  # fmt: skip
 
+failed = state.derived("failed", lambda: failed_models(zoo))  # divergence.failed: one meaning everywhere
 c1, c2, c3 = st.columns([1, 3, 1])
 with c1:
     k = widgets.choice("Function", "grad_f", list(range(family.n_functions)), 0, fmt=lambda k: f"f{k}")
-    overlay = widgets.toggle("All seeds", "grad_all", False,
-                             help="overlay every model of this function, to see seed-to-seed differences")  # fmt: skip
+    overlay = widgets.toggle("All replicates", "grad_all", False,
+                             help="overlay every model of this function (each trained from its own init seed), to see replicate-to-replicate differences")  # fmt: skip
 members = np.flatnonzero(zoo.task_ids == k).tolist()
 with c2:
-    models = widgets.multi("Models", "grad_models", members, members[:2], disabled=overlay,
-                           fmt=lambda i: f"model {i} (seed #{zoo.replicates[i]}{', failed' if zoo.failed[i] else ''})")  # fmt: skip
+    if overlay:  # every model is drawn: a picker would only read "Choose options"
+        st.caption(f"All {len(members)} models of f{k} are drawn (turn off **All replicates** to pick some).")
+        models = members
+    else:  # a kept choice from another function or run falls back to this function's first models
+        models = widgets.multi("Models", "grad_models", members, members[:2],
+                               fmt=lambda i: f"model {i} (replicate {zoo.replicates[i]}{', failed' if failed[i] else ''})")  # fmt: skip
 with c3:
     n_samples = widgets.slider("Sampled inputs", "grad_n", 32, 0, 256, help="random x where gradients are sampled")
-if overlay:
-    models = members
 if not models:
     st.info("Choose at least one model.")
     st.stop()

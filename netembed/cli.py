@@ -12,11 +12,13 @@ from pathlib import Path
 from .cli_errors import CliError, OneLineParser, exit_status, warn_divergence
 from .cli_flags import add_config_flags, add_degree_flag, built, config_from_args, flags_of
 from .config import (
+    ACTIVATIONS,
     SWEEP_BOTTLENECKS,
     SWEEP_MASK_RATIOS,
     ClozeConfig,
     ConfigError,
     FamilyConfig,
+    MixedZooConfig,
     ZooConfig,
     parse_range,
     to_dict,
@@ -184,6 +186,8 @@ def sci(value) -> str:
 def cmd_zoo(a) -> None:
     from .shards import discard_shards, shard_folder
 
+    if a.architectures:
+        return cmd_mixed_zoo(a)
     with executor_from_flags(a) as executor:
         family, zoo = train_zoo_run(a, executor, keep_in=shard_folder(a.out))
     save_run(Run(family=family, zoo=zoo), a.out)
@@ -194,6 +198,74 @@ def cmd_zoo(a) -> None:
           f"{s['n_failed']} failed; saved to {a.out}")  # fmt: skip
 
 
+def cmd_mixed_zoo(a) -> None:
+    """zoo --architectures: one part per architecture, each by its fastest engine, saved as one run."""
+    from .mixed_zoo import train_mixed_zoo
+
+    family = make_family(family_config(a))
+    bars = {}
+
+    def progress(label, step, losses):
+        if label not in bars:
+            bars[label] = ProgressBar(zoo_config(a).steps, f"zoo {label}")
+        bars[label](step, losses)
+
+    try:
+        zoo = train_mixed_zoo(family, zoo_config(a), a.architectures, progress=progress, device=check_device(a.device))
+    finally:
+        for bar in bars.values():
+            bar.close()
+    warn_divergence(zoo)
+    save_run(Run(family=family, zoo=zoo), a.out)
+    s = zoo_report(zoo)
+    print(f"trained {s['n_models']} models ({family.n_functions} functions x {zoo.config.models_per_function} seeds x "
+          f"{len(zoo.parts)} architectures: {zoo.engine}) in {s['seconds']:.1f} s; fit MSE median "
+          f"{sci(s['fit_mse_median'])}, worst {sci(s['fit_mse_worst'])}; {s['n_failed']} failed; saved to {a.out}")  # fmt: skip
+
+
+def cmd_embed(a) -> None:
+    """embed: networks trained elsewhere, placed among a run's models (imported.py)."""
+    import json
+
+    from .imported import load_network, parse_input_range, predict
+
+    run = load_run(a.run)
+    input_range = parse_input_range(a.input_range)
+    named = []
+    for path in a.files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise CliError(f"{path}: {e.strerror or e}") from None
+        named.append((path, load_network(data, path, a.activation, input_range)))
+    results = predict(run, named)
+    for r in results:
+        params = ", ".join(f"{k} {v:.3g}" for k, v in r.predicted_parameters.items())
+        print(f"{r.file}: function f{r.predicted_function} ({params}); nearest models {r.neighbours}")
+    if a.out:
+        Path(a.out).write_text(json.dumps([r.to_json() for r in results], indent=1))
+        print(f"wrote {a.out}")
+
+
+def check_embed_flags(a) -> None:
+    """embed's flags, before any file is read: the range, --out, then the run and its embedder."""
+    from .imported import parse_input_range
+
+    parse_input_range(a.input_range)  # its message names --input-range
+    if a.out is not None and Path(a.out).is_dir():
+        raise CliError(f"--out {a.out}: is a folder; give a JSON file to write")
+    if a.run is None:
+        raise CliError("--run is required: the run folder whose embedder places the networks")
+    try:
+        run = load_run(a.run)
+    except RunError as e:
+        raise RunError(f"{e} (--run)") from None
+    if run.embedder is None:
+        raise CliError(f"--run {a.run}: holds no trained embedder; make one with `python -m netembed run`")
+    if not a.files:
+        raise CliError("give at least one safetensors FILE to embed")
+
+
 def cmd_inspect(a) -> None:
     run = load_run(a.run)
     zoo, family = run.zoo, run.family
@@ -202,6 +274,8 @@ def cmd_inspect(a) -> None:
     print(f"run {Path(a.run).resolve()} (saved {run.meta.get('saved_at', '?')})")
     print(f"  family: {family.n_functions} polynomials, degree {fc.degree_min}-{fc.degree_max}, "
           f"sampling {fc.sampling}, seed {fc.seed}")  # fmt: skip
+    if hasattr(zoo, "parts"):
+        print(f"  architectures: {', '.join(zoo.labels)} (mixed zoo; the line below is the first's)")
     print(f"  zoo:    {s['n_models']} MLPs 1->{'->'.join([str(zc.width)] * zc.depth)}->1 {zc.activation}, "
           f"{zoo.steps_done}/{zc.steps} steps, split {zc.n_train_seeds}/{zc.models_per_function} seeds train")  # fmt: skip
     print(f"          fit MSE median {sci(s['fit_mse_median'])}, worst {sci(s['fit_mse_worst'])}, {s['n_failed']} failed")
@@ -286,6 +360,9 @@ def reused_zoo(a):
         run = load_run(a.from_zoo)
     except RunError as e:
         raise RunError(f"{e} (--from-zoo)") from None
+    if hasattr(run.zoo, "parts"):
+        raise CliError(f"--from-zoo {a.from_zoo}: a mixed-architecture zoo; run and sweep take one architecture "
+                       "(the cross-architecture study is benchmarks/cross_arch.py)")  # fmt: skip
     return run.family, run.zoo
 
 
@@ -452,9 +529,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train and save a zoo of MLPs", formatter_class=fmt)
     add_family_flags(p)
     add_zoo_flags(p)
+    add_config_flags(p.add_argument_group("mixed architectures"), MixedZooConfig)
     add_executor_flags(p)
     p.add_argument("--out", required=True, help="run folder to write")
     p.set_defaults(fn=cmd_zoo)
+
+    p = sub.add_parser("embed", help="embed networks trained elsewhere (safetensors nn.Sequential MLPs, 1 -> 1) "
+                       "with a run's embedder", formatter_class=fmt)  # fmt: skip
+    p.add_argument("--run", default=None, help="run folder with a trained embedder (required)")
+    p.add_argument("--activation", default="relu", choices=ACTIVATIONS, help="the networks' hidden activation")
+    p.add_argument("--input-range", default="-1,1", metavar="LO,HI",
+                   help="the interval the networks were trained on, mapped onto the family's [-1, 1]")
+    p.add_argument("--out", default=None, help="JSON file to write, one object per network")
+    p.add_argument("files", nargs="*", help="safetensors state_dicts (at least one)")
+    p.set_defaults(fn=cmd_embed)
 
     p = sub.add_parser("inspect", help="load a run folder, validate it and print what it holds", formatter_class=fmt)
     p.add_argument("run", help="run folder")
@@ -509,6 +597,8 @@ def preflight(a) -> None:
 
     from .limits import check_pipeline
 
+    if a.command == "embed":
+        return check_embed_flags(a)
     if a.command == "bench":
         check_out_folder(a.out)
         check_threads(a.threads)
@@ -540,6 +630,14 @@ def preflight(a) -> None:
             cell_flags = flags_of(ClozeConfig, mask_ratio="--mask-ratios", bottleneck="--bottlenecks")
             clozes = [built(lambda r=r, b=b: replace(base, mask_ratio=r, bottleneck=b), cell_flags)
                       for r in ratios for b in bottlenecks]  # fmt: skip
+    if getattr(a, "architectures", ""):
+        from .mixed_zoo import part_configs
+
+        parts = built(lambda: part_configs(zoo, a.architectures), {"architectures": "--architectures"})
+        if a.shards > 1 or a.executor != "local" or a.ray_address:
+            raise CliError("--architectures trains its parts here, one after another; drop --shards / --executor")
+        for part in parts:
+            check_pipeline(family.n_functions, part, [])
     if hasattr(a, "executor"):
         check_executor_flags(a, family, zoo)
     if getattr(a, "protocols", None) is not None:

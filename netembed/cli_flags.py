@@ -31,6 +31,8 @@ def add_config_flags(group, cls) -> None:
             continue
         kind = s["kind"]
         extra = {"choices": s["choices"]} if kind is str else {"type": kind, "metavar": kind.__name__.upper()}
+        if kind is str and s["choices"] is None:  # a free-form string (a pattern), checked by its config
+            extra = {"metavar": "TEXT"}
         group.add_argument(flag, default=s["default"], help=help_text(s), **extra)
 
 

@@ -19,7 +19,7 @@ import torch
 from .adamw import FusedAdamW
 from .cloze_model import Embedder
 from .cloze_task import GradientSource, draw_inputs, region_mask, rms_gradient
-from .config import ClozeConfig
+from .config import ClozeConfig, ConfigError
 from .divergence import diverged
 from .zoo import Zoo
 
@@ -76,6 +76,9 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
 
     `should_stop(step)` is asked after every step (progress only at the LOG_POINTS logged steps): a cancel
     lands at the next step, and a caller sees every step reached. True stops, logging the partial window."""
+    if hasattr(zoo, "parts"):  # mixed_zoo.MixedZoo: its parts' weights cannot be batched together
+        raise ConfigError("this zoo mixes architectures: train the embedder on one of them (MixedZoo.part_of), "
+                          "as the cross-architecture study does (cross_architecture.py)")  # fmt: skip
     with torch.random.fork_rng(devices=[]):  # nn.Module init draws from the global generator: seed a copy of it
         torch.manual_seed(config.seed)
         embedder = Embedder(config, zoo.input_dim).to(device)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu", "sine")
 PIECEWISE_LINEAR = ("relu", "leaky_relu")
 SAMPLINGS = ("roots", "chebyshev", "monomial")
 MASK_UNITS = ("section", "sample")
@@ -35,22 +36,24 @@ class ConfigError(ValueError):
 # ---------------------------------------------------------------- one declaration per setting
 
 
-def setting(default, help: str, *, lo=None, hi=None, open_lo=False, open_hi=False, choices=None, flag=None, cli=True):
+def setting(default, help: str, *, lo=None, hi=None, open_lo=False, open_hi=False, choices=None, flag=None, cli=True,
+            pattern=None):
     """A config field with everything the faces need: default, help, allowed range or choices, flag.
 
     Validation (`check_fields`), the command line's flags (cli_flags.py) and the app's widgets
     (app/widgets.py) are derived from this, so a new setting is declared here and nowhere else.
     lo/hi bound a number (open_lo/open_hi exclude the bound; hi=None: no upper bound); choices
     lists a string's allowed values; flag is the command-line flag where it is not --field-name;
-    cli=False keeps a setting off the command line (it stays settable in JSON and in the app).
+    cli=False keeps a setting off the command line (it stays settable in JSON and in the app);
+    pattern (a regular expression the whole value must match) replaces choices for a free-form string.
     """
     kind = type(default)
     if kind not in (int, float, str):
         raise TypeError(f"setting() supports int, float and str defaults, got {kind.__name__}")
-    if (kind is str) != (choices is not None) or (kind is not str and lo is None):
-        raise TypeError("a str setting needs choices; a number needs lo (and hi unless unbounded)")
+    if (kind is str) != ((choices is None) != (pattern is None)) or (kind is not str and lo is None):
+        raise TypeError("a str setting needs choices or a pattern; a number needs lo (and hi unless unbounded)")
     meta = {"help": help, "kind": kind, "lo": lo, "hi": hi, "open_lo": open_lo, "open_hi": open_hi, "flag": flag,
-            "cli": cli, "choices": tuple(choices) if choices is not None else None}  # fmt: skip
+            "cli": cli, "choices": tuple(choices) if choices is not None else None, "pattern": pattern}  # fmt: skip
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -81,7 +84,10 @@ def help_text(s: dict) -> str:
 def check_value(s: dict, value: Any) -> None:
     """Raise ConfigError unless `value` fits the declaration `s` (from spec())."""
     name, kind = s["name"], s["kind"]
-    if kind is str:
+    if kind is str and s.get("pattern") is not None:
+        if not isinstance(value, str) or not re.fullmatch(s["pattern"], value):
+            raise ConfigError(f"{name} must look like {s['help'].split(': ', 1)[-1]}, got {value!r}", name)
+    elif kind is str:
         _check_choice(name, value, s["choices"])
     elif kind is int:
         _check_int(name, value, s["lo"], s["hi"])
@@ -206,8 +212,8 @@ class ZooConfig:
     models_per_function: int = setting(50, "M: seeds per function", lo=2, hi=100_000)
     width: int = setting(32, "hidden units per layer", lo=1, hi=4096)
     depth: int = setting(2, "hidden layers", lo=1, hi=16)
-    activation: str = setting("relu", "hidden activation; relu and leaky_relu have exact line-sections, tanh and "
-                              "gelu are smooth", choices=ACTIVATIONS)  # fmt: skip
+    activation: str = setting("relu", "hidden activation; relu and leaky_relu have exact line-sections, tanh, "
+                              "gelu and sine (SIREN) are smooth", choices=ACTIVATIONS)  # fmt: skip
     # every model takes the same steps; 10x50 default: median fit MSE 8e-5
     steps: int = setting(1000, "training steps of every model", lo=0, hi=10**7)
     batch_size: int = setting(256, "fresh inputs per step, shared by all models", lo=1, hi=1_000_000)
@@ -230,6 +236,24 @@ class ZooConfig:
     @property
     def piecewise_linear(self) -> bool:
         return self.activation in PIECEWISE_LINEAR
+
+
+ARCHITECTURE = r"[0-9]+x[0-9]+:(" + "|".join(ACTIVATIONS) + ")"  # WIDTHxDEPTH:ACTIVATION, e.g. 32x2:relu
+
+
+@dataclass(frozen=True)
+class MixedZooConfig:
+    """Several architectures in one zoo (mixed_zoo.py): each trains the family with ZooConfig's other settings."""
+
+    architectures: str = setting("", "architectures of a mixed zoo, empty for one: comma-separated "
+                                 "WIDTHxDEPTH:ACTIVATION, e.g. 32x2:relu,16x2:relu,32x2:tanh",
+                                 pattern=f"({ARCHITECTURE}(,{ARCHITECTURE})*)?")  # fmt: skip
+
+    def __post_init__(self):
+        check_fields(self)
+        names = self.architectures.split(",")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"architectures must differ, got {self.architectures!r}", "architectures")
 
 
 @dataclass(frozen=True)

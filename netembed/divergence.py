@@ -35,6 +35,8 @@ def diverged(zoo: Zoo) -> np.ndarray:
 
 def finite_models(zoo: Zoo) -> np.ndarray:
     """(n,) bool: the model's weights and fit error are all finite."""
+    if hasattr(zoo, "parts"):  # a mixed zoo (mixed_zoo.py): part after part
+        return np.concatenate([finite_models(p) for p in zoo.parts])
     finite = np.isfinite(zoo.fit_mse)
     for w, b in zoo.layers:
         finite &= np.isfinite(w.detach().cpu().numpy()).all((1, 2)) & np.isfinite(b.detach().cpu().numpy()).all((1, 2))

@@ -12,8 +12,9 @@ from .config import ConfigError
 from .divergence import DivergenceError
 from .family import FamilyError
 from .gradients import NoExactSections
+from .imported import ImportedNetworkError
 from .limits import ResourceError
 from .run_schema import RunError
 
 # DivergenceError and ResourceError are ConfigErrors (a setting to change); listed to say so.
-USER_ERRORS = (ConfigError, DivergenceError, ResourceError, FamilyError, RunError, NoExactSections)
+USER_ERRORS = (ConfigError, DivergenceError, ResourceError, FamilyError, RunError, NoExactSections, ImportedNetworkError)

@@ -90,8 +90,10 @@ def zoo_frame(zoo: Zoo) -> pd.DataFrame:
     """One row per model: what it fits, its seed, its split and how well it fits."""
     import pandas as pd
 
+    architecture = {"architecture": zoo.architectures} if hasattr(zoo, "architectures") else {}  # mixed zoos
     return pd.DataFrame({
         "model": np.arange(zoo.n_models),
+        **architecture,
         "function": zoo.task_ids,
         "replicate": zoo.replicates,
         "init seed": zoo.seeds,
@@ -218,6 +220,19 @@ def embedding_figure(points: np.ndarray, zoo: Zoo, selected: int | None = None, 
     fig.update_xaxes(title_text="component 1")
     fig.update_yaxes(title_text="component 2")
     return _layout(fig, title, height=520)
+
+
+def add_imported_points(fig: go.Figure, points: np.ndarray, names: list[str], functions: list[int],
+                        neighbours: list[list[int]]) -> go.Figure:
+    """Networks trained elsewhere (imported.py) on an embedding figure: large stars in their predicted function's
+    colour, outlined black so they stand out, hover = file, predicted function and nearest zoo models.
+
+    points (u, 2): where each lands in the figure's projection."""
+    for (x, y), name, k, near in zip(points, names, functions, neighbours):
+        fig.add_scatter(x=[x], y=[y], mode="markers", name=f"{name} (f{k})", legendgroup="imported",
+                        marker=dict(symbol="star", size=20, color=function_colour(k), line=dict(width=2, color="black")),
+                        hovertemplate=f"{name}<br>predicted f{k}<br>nearest models {near[:5]}<extra>imported</extra>")  # fmt: skip
+    return fig
 
 
 def embeddings_frame(features: np.ndarray, zoo: Zoo) -> pd.DataFrame:

@@ -35,6 +35,15 @@ class Run:
 
 
 def zoo_tensors(zoo: Zoo) -> tuple[dict[str, torch.Tensor], dict]:
+    from .mixed_zoo import MixedZoo
+
+    if isinstance(zoo, MixedZoo):  # each part's tensors under parts.J., its zoo.json object in "parts"
+        tensors, metas = {}, []
+        for j, part in enumerate(zoo.parts):
+            part_tensors, part_meta = zoo_tensors(part)
+            tensors.update({f"parts.{j}.{k}": v for k, v in part_tensors.items()})
+            metas.append(part_meta)
+        return tensors, {"parts": metas}
     tensors = {}
     for i, (w, b) in enumerate(zoo.layers):
         tensors[f"layers.{i}.w"] = w.detach().cpu().contiguous()
@@ -58,7 +67,11 @@ ZOO_ARRAYS = {  # name -> (dtype, per model?) of zoo.safetensors' non-layer tens
 
 
 def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
-    """Rebuild a Zoo, checking every tensor's name, dtype, shape and range against zoo.json's config."""
+    """Rebuild a Zoo, checking every tensor's name, dtype, shape and range against zoo.json's config.
+
+    A zoo.json with "parts" is a mixed zoo (mixed_zoo.py): each part is checked the same way."""
+    if "parts" in meta:
+        return mixed_zoo_from_tensors(tensors, meta)
     config = from_dict(ZooConfig, meta.get("config"))
     n_layers = config.depth + 1
     expected = set(ZOO_ARRAYS) | {f"layers.{i}.{p}" for i in range(n_layers) for p in "wb"}
@@ -97,6 +110,28 @@ def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
         raise RunError(f"zoo.json: 'steps_done' must be a whole number in 0..{config.steps}, got {steps_done!r}")
     return Zoo(config=config, layers=layers, failed=tensors["failed"].numpy().astype(bool),
                seconds=float(seconds), steps_done=steps_done, **arrays)  # fmt: skip
+
+
+def mixed_zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict):
+    from .mixed_zoo import MixedZoo
+
+    metas = meta["parts"]
+    if not isinstance(metas, list) or not metas or set(meta) != {"parts"}:
+        raise RunError("zoo.json: 'parts' must be a non-empty list of part objects, and nothing beside it")
+    strays = [k for k in tensors if not any(k.startswith(f"parts.{j}.") for j in range(len(metas)))]
+    if strays:
+        raise RunError(f"zoo.safetensors: tensors {sorted(strays)[:5]} belong to no part of zoo.json")
+    parts = []
+    for j, part_meta in enumerate(metas):
+        prefix = f"parts.{j}."
+        part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not isinstance(part_meta, dict) or "parts" in part_meta:
+            raise RunError(f"zoo.json: part {j} must be a zoo object")
+        parts.append(zoo_from_tensors(part, part_meta))
+    try:
+        return MixedZoo(parts)
+    except ValueError as e:
+        raise RunError(f"zoo.json: {e}") from None
 
 
 def family_meta(family) -> dict:

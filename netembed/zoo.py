@@ -96,6 +96,7 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         "leaky_relu": torch.nn.functional.leaky_relu,  # negative slope 0.01, torch's default
         "tanh": torch.tanh,
         "gelu": torch.nn.functional.gelu,
+        "sine": torch.sin,  # SIREN: the frequency omega_0 is folded into the weights (init_layers)
     }[name]
 
 
@@ -133,7 +134,31 @@ def init_layers(config: ZooConfig, seeds: np.ndarray, device="cpu", input_dim: i
             # nn.Linear stores (out, in) and draws weight before bias; keep that order.
             w[m] = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1).mul_(bound).T
             b[m, 0] = (torch.rand(fan_out, generator=g) * 2 - 1).mul_(bound)
+    if config.activation == "sine":
+        siren_scale(layers)
     return [(w.to(device), b.to(device)) for w, b in layers]
+
+
+SIREN_OMEGA = 10.0  # first-layer frequency of sine networks; see siren_scale
+
+
+def siren_scale(layers) -> None:
+    """SIREN's init (Sitzmann et al. 2020) with omega_0 folded into the weights, in place.
+
+    SIREN computes sin(omega_0 (W x + b)) with W ~ U(+-1/fan_in) in the first layer and
+    U(+-sqrt(6 / fan_in) / omega_0) after it; folding omega_0 in gives the first layer
+    U(+-omega_0 / d) for d inputs, hidden layers U(+-sqrt(6 / fan_in)) and the linear output
+    U(+-sqrt(6 / fan_in) / omega_0). The nn.Linear draws (bound 1/sqrt(fan_in)) are rescaled,
+    so a sine model keeps its seeds' draws. omega_0 = 10 rather than SIREN's 30: inputs span
+    [-1, 1] and the families hold at most about 10 periods there, and Adam at lr 1e-2 trains it.
+    """
+    last = len(layers) - 1
+    for i, (w, b) in enumerate(layers):
+        if i == 0:
+            w.mul_(SIREN_OMEGA / math.sqrt(w.shape[1]))  # the draw's bound 1/sqrt(d) becomes omega_0 / d
+            b.mul_(math.pi)  # a phase spread over a half-period either way
+        else:
+            w.mul_(math.sqrt(6.0) / (SIREN_OMEGA if i == last else 1.0))
 
 
 def polynomial_targets(coefficients: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

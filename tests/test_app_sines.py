@@ -26,8 +26,8 @@ def save_sines_run(name: str, protocols=("seeds", "functions", "parameters"), sw
 
 
 def table_with(at, column: str):
-    """The page's dataframe that has this column (AppTest does not look dataframes up by key)."""
-    found = [d.value for d in at.dataframe if column in d.value.columns]
+    """The page's dataframe with a column named `column` (or `column (n=...)`: headers carry n)."""
+    found = [d.value for d in at.dataframe if any(c == column or c.startswith(column + " (n=") for c in d.value.columns)]
     assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
     return found[0]
 
@@ -87,4 +87,4 @@ def test_sweep_page_draws_a_sines_runs_sweep_with_coefficient_r2():
     at = visit(open_saved("sines"), "sweep")
     assert not at.error
     assert at.radio(key="sw_metric").value == "coefficient_r2"  # the unsaturated score first
-    assert "coefficient_r2" in table_with(at, "mask_ratio").columns
+    assert "parameter R²" in table_with(at, "mask ratio").columns  # friendly names (plots.SWEEP_COLUMNS)

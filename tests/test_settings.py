@@ -20,6 +20,7 @@ from netembed.config import (
     ClozeConfig,
     ConfigError,
     FamilyConfig,
+    MixedZooConfig,
     ZooConfig,
     check_fields,
     setting,
@@ -30,7 +31,7 @@ from netembed.store import Run
 from app_session import MAIN, TIMEOUT, visit
 from random_zoo import random_run_parts
 
-CONFIGS = (FamilyConfig, ZooConfig, ClozeConfig)
+CONFIGS = (FamilyConfig, ZooConfig, ClozeConfig, MixedZooConfig)
 
 
 def subcommands() -> dict:
@@ -71,6 +72,10 @@ def explicit_bad_values(tmp_path) -> dict[str, list[str]]:
         "--quick": ["=yes"],
         "--studies": ["nope"],
         "--seeds": ["x", ","],
+        "--run": [str(tmp_path / "missing")],  # embed
+        "--activation": ["no-such-activation"],
+        "--input-range": ["x", "2,1"],
+        ("embed", "--out"): [str(tmp_path)],  # embed writes a JSON file: a folder is what it refuses
     }
 
 
@@ -88,7 +93,7 @@ def cases(tmp_path) -> list[tuple[str, str, str]]:
             for flag in action.option_strings:
                 if flag in ("-h", "--help"):
                     continue
-                bad = explicit.get(flag, []) + declared.get(flag, [])
+                bad = explicit.get((command, flag), explicit.get(flag, []) + declared.get(flag, []))
                 assert bad, f"{command} {flag}: no bad value to try; declare the setting or add it to explicit_bad_values"
                 out += [(command, flag, value) for value in dict.fromkeys(bad)]
     return out

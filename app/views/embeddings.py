@@ -1,5 +1,6 @@
 """Embeddings: where the models land, how well probes read their function off, and who their neighbours are."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -8,7 +9,14 @@ from app.jobs_ui import job_panel
 from netembed.embedding import EMBED_SEED
 from netembed.gradients import NoExactSections, line_sections
 from netembed.pipeline import projection
-from netembed.plots import confusion_figure, embedding_figure, embeddings_frame, gradient_figure, probe_frame
+from netembed.plots import (
+    add_imported_points,
+    confusion_figure,
+    embedding_figure,
+    embeddings_frame,
+    gradient_figure,
+    probe_frame,
+)
 from netembed.probes import nearest_models
 from netembed.projection import METHODS, project
 
@@ -108,6 +116,40 @@ features = state.derived("features", lambda: features_of(run))
 stored = run.embedder.embeddings_ is not None  # then stored projections match the embeddings
 
 
+def networks_trained_elsewhere() -> list:
+    """Upload safetensors nn.Sequential MLPs (1 -> 1): each is embedded and its neighbours and function predicted.
+
+    Returns imported.Prediction objects for the files that loaded; a file that does not is named in an error.
+    Each file is read once per (upload, activation, range): its verdict is kept in the session."""
+    from netembed.config import ACTIVATIONS
+    from netembed.imported import ImportedNetworkError, load_network, parse_input_range, predict
+    from netembed.limits import max_upload_bytes
+
+    with st.expander("Networks trained elsewhere"):
+        limit_mb = max_upload_bytes() // 2**20
+        files = st.file_uploader("safetensors state_dicts of nn.Sequential MLPs, 1 input -> 1 output",
+                                 type=["safetensors"], accept_multiple_files=True, key="emb_imported",
+                                 max_upload_size=limit_mb, help=f"at most {limit_mb} MB each; pickles (.pt) are "
+                                 "refused, never loaded")  # fmt: skip
+        activation = st.selectbox("Their activation", ACTIVATIONS, key="emb_imported_act")
+        input_range = st.text_input("Interval they were trained on (LO,HI)", "-1,1", key="emb_imported_range")
+    cache = st.session_state.setdefault("emb_imported_done", {})
+    out = []
+    for f in files or []:
+        key = (state.run_key(), f.file_id, activation, input_range)
+        if key not in cache:
+            try:
+                zoo_one = load_network(f.getvalue(), f.name, activation, parse_input_range(input_range))
+                cache[key] = predict(run, [(f.name, zoo_one)])[0]
+            except ImportedNetworkError as e:
+                cache[key] = str(e)
+        if isinstance(cache[key], str):
+            st.error(cache[key])
+        else:
+            out.append(cache[key])
+    return out
+
+
 
 def clicked_model(event) -> int | None:
     """The model index of the point clicked in the scatter (its customdata[0]), if any."""
@@ -135,13 +177,24 @@ with c1:
                            fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, replicate {zoo.replicates[i]})",
                            help="or click a point in the scatter")  # fmt: skip
     n_neighbours = widgets.slider("Neighbours", "emb_k", 4, 1, 12)
+    imported = networks_trained_elsewhere()
 with c2:
     spinner = "Computing UMAP (the first time in a server, numba compiles it: up to ~30 s)..." if method == "umap" else "Projecting..."
     with st.spinner(spinner):
         points = state.derived("projection", lambda m: projection(run, m) if stored else project(features, m), method)
-    st.plotly_chart(embedding_figure(points, zoo, selected=model, title=f"{method.upper()} of the embeddings: "
-                                     "colour = function, symbol = split (circle train, diamond held-out)"),
-                    key="emb_scatter", on_select="rerun", selection_mode="points")  # fmt: skip
+    figure = embedding_figure(points, zoo, selected=model, title=f"{method.upper()} of the embeddings: "
+                              "colour = function, symbol = split (circle train, diamond held-out)")  # fmt: skip
+    if imported:  # placed at the mean of their nearest models' points: any projection, no refit
+        spots = np.stack([points[r.neighbours].mean(0) for r in imported])
+        add_imported_points(figure, spots, [r.file for r in imported], [r.predicted_function for r in imported],
+                            [r.neighbours for r in imported])  # fmt: skip
+    st.plotly_chart(figure, key="emb_scatter", on_select="rerun", selection_mode="points")
+if imported:
+    st.caption("Stars: uploaded networks, placed at the mean of their 5 nearest models in the projection.")
+    st.dataframe([{"file": r.file, "predicted function": f"f{r.predicted_function}",
+                   **{k: round(v, 4) for k, v in r.predicted_parameters.items()},
+                   "nearest models": ", ".join(map(str, r.neighbours))} for r in imported],
+                 hide_index=True, key="emb_imported_table")  # fmt: skip
 
 st.subheader(f"Model {model} and its nearest neighbours in embedding space")
 neighbours = nearest_models(features, model, n_neighbours)

@@ -18,6 +18,10 @@ if run is None:
     st.info("No run to show yet: train a zoo on the Zoo page.")
     st.stop()
 zoo, family = run.zoo, run.family
+architecture = None
+if hasattr(zoo, "parts"):  # a mixed zoo (mixed_zoo.py): one architecture at a time, its models numbered within it
+    architecture = widgets.choice("Architecture", "grad_arch", zoo.labels, zoo.labels[0], horizontal=True)
+    zoo = zoo.part_of(architecture)
 if zoo.input_dim > 1:
     from app.gradients_nd import show_nd
 
@@ -33,7 +37,7 @@ def exact_sections(zoo):
 
 
 with st.spinner("Computing line-sections..."):
-    sections = state.derived("line_sections", lambda: exact_sections(zoo))
+    sections = state.derived("line_sections", lambda *_: exact_sections(zoo), *([architecture] if architecture else []))
 if sections is None:
     st.info(f"This zoo uses {zoo.config.activation}, a smooth activation: there are no line-sections, so the "
             "gradient is drawn from a dense grid instead.")  # fmt: skip

@@ -84,7 +84,10 @@ health = zoo_report(zoo)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Models", f"{zoo.n_models}", f"{run.family.n_functions} functions x {c.models_per_function}",
           delta_color="off", delta_arrow="off")  # fmt: skip
-m2.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off", delta_arrow="off")
+if hasattr(zoo, "architectures"):  # a mixed zoo (mixed_zoo.py): its architectures, the table says whose is whose
+    m2.metric("Networks", f"{len(zoo.parts)} architectures", ", ".join(zoo.labels), delta_color="off", delta_arrow="off")
+else:
+    m2.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off", delta_arrow="off")
 m3.metric("Median fit MSE", "n/a" if health["fit_mse_median"] is None else f"{health['fit_mse_median']:.2e}")
 m4.metric("Failed", f"{health['n_failed']}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
           delta_arrow="off", help=f"fit MSE over {c.fail_mse:g} on the dense grid, or diverged")  # fmt: skip

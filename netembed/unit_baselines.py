@@ -8,6 +8,8 @@ Descriptions (each (n_units, features), rows in units.py's layer-major unit orde
                        random signs, two columns on the same inputs are no closer in Euclidean
                        distance than two on disjoint inputs; their magnitudes are. (Connectivity,
                        as in weight-graph clustering; per layer only, like incoming_weights)
+    outgoing_magnitudes  the absolute weights FROM the unit to the next layer (the next hidden
+                       layer, or the outputs for the last): which units listen to it (per layer only)
     activation_stats   over the training digits: mean, std, fraction active, percentiles
                        (PERCENTILES) of the unit's post-activation
     activations        the unit's post-activation at fixed digits (n_points,)
@@ -33,13 +35,18 @@ from .probes import clustering_scores, linear_probe
 from .units import unit_gradients, unit_layers, unit_values
 
 PERCENTILES = (10, 25, 50, 75, 90)
-DESCRIPTIONS = ("incoming_weights", "incoming_magnitudes", "activation_stats", "activations", "gradients",
+DESCRIPTIONS = ("incoming_weights", "incoming_magnitudes", "outgoing_magnitudes", "activation_stats", "activations", "gradients",
                 "gradients_pca")  # fmt: skip
 
 
 def incoming_weights(net: DigitsNet) -> list[np.ndarray]:
     """Per hidden layer, (width, fan_in + 1): each unit's incoming weights and bias."""
     return [torch.cat([w.T, b[:, None]], 1).double().numpy() for w, b in net.layers[:-1]]
+
+
+def outgoing_magnitudes(net: DigitsNet) -> list[np.ndarray]:
+    """Per hidden layer, (width, fan_out): |w| from each unit to every unit of the next layer (or output)."""
+    return [w.abs().double().numpy() for w, _ in net.layers[1:]]
 
 
 def activation_stats(net: DigitsNet, x: torch.Tensor) -> np.ndarray:
@@ -62,6 +69,7 @@ def baseline_features(net: DigitsNet, x_stats: torch.Tensor, x_fixed: torch.Tens
     return {
         "incoming_weights": incoming_weights(net),
         "incoming_magnitudes": [np.abs(w) for w in incoming_weights(net)],
+        "outgoing_magnitudes": outgoing_magnitudes(net),
         "activation_stats": activation_stats(net, x_stats),
         "activations": unit_values(net, x_fixed).double().numpy(),
         "gradients": flat,

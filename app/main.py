@@ -22,6 +22,7 @@ pages = [
     st.Page("views/embedder.py", title="Embedder", icon=":material/psychology:", url_path="embedder"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
+    st.Page("views/inside.py", title="Inside a network", icon=":material/hub:", url_path="inside"),
 ]
 page = st.navigation(pages)
 state.collect_finished()  # results of background jobs that ended since the last run join the session here

@@ -60,8 +60,8 @@ class UnitEmbedConfig:
     unit_value: str = setting("pre", "previous_layer: the unit's pre-activation (its input map; sees every "
                               "unit) or its post-activation relu (flat wherever the unit is off, so a unit dead "
                               "on every digit has no function to read)", choices=UNIT_VALUES)  # fmt: skip
-    n_base: int = setting(4, "previous_layer: base digits per line set (each unit's most driving digits)", lo=1,
-                          hi=256)  # fmt: skip
+    n_base: int = setting(4, "previous_layer, post: base digits per unit (its most driving digits) the lines pass "
+                          "through (pre uses one: its lines are the same through any point)", lo=1, hi=256)  # fmt: skip
     n_lines: int = setting(8, "input: lines between digits of different classes per unit", lo=1, hi=256)
     embed_inputs: int = setting(64, "inputs per model when embedding the units' lines", lo=2, hi=4096)
     train_fraction: float = setting(0.7, "fraction of each (layer, module)'s units the embedder and the probes "
@@ -195,10 +195,13 @@ def unit_cloze(net: DigitsNet, digits: Digits, labels: np.ndarray, split: tuple[
                           "(layer 0 is described through layer 1)", "unit_input")  # fmt: skip
     replicate, n_train = split
     layer_of = unit_layers(net)
+    # a pre-activation is linear in h: its lines through different base points have the same gradient,
+    # so one base point per unit says all (and keeps the zoo, and the embedder's validation, 1/n_base the size)
+    n_base = 1 if embed_config.unit_value == "pre" else embed_config.n_base
     zoos = []
     for layer in range(1, len(net.widths)):
         span = line_spans(previous_activations(net, layer, digits.x_train))
-        base = unit_base_points(net, layer, digits.x_train, embed_config.n_base)
+        base = unit_base_points(net, layer, digits.x_train, n_base)
         here = layer_of == layer
         zoos.append(coordinate_line_zoo(net, layer, base, span, labels[here], (replicate[here], n_train),
                                         embed_config.unit_value))  # fmt: skip
@@ -208,7 +211,7 @@ def unit_cloze(net: DigitsNet, digits: Digits, labels: np.ndarray, split: tuple[
     flat = flat_embedding(embedder, embed_config.embed_inputs)
     responses, lo = [], 0
     for layer, z in zip(range(1, len(net.widths)), zoos):
-        responses.append(line_responses(e[lo : lo + z.n_models], flat, net.widths[layer], embed_config.n_base))
+        responses.append(line_responses(e[lo : lo + z.n_models], flat, net.widths[layer], n_base))
         lo += z.n_models
     # layer 0: outgoing (columns of layer 1); layers >= 1: incoming. Each unit's profile is scaled to
     # unit length: WHICH units it is wired to, not its overall gain (a unit that is rarely active has a

@@ -67,10 +67,10 @@ def main() -> None:
         names = list(cells[0]["modules"])
         layers = list(cells[0]["modules"]["cloze"]["layers"])
         print(f"{'description':20s} " + " ".join(f"{m:>13s}" for m in METRICS) + " " +
-              " ".join(f"{'NMI ' + l:>13s}" for l in layers))  # fmt: skip
+              " ".join(f"{'NMI ' + layer:>13s}" for layer in layers))  # fmt: skip
         for name in names:
             row = [pm([c["modules"][name][m] for c in cells]) for m in METRICS]
-            row += [pm([c["modules"][name]["layers"][l]["nmi"] for c in cells]) for l in layers]
+            row += [pm([c["modules"][name]["layers"][layer]["nmi"] for c in cells]) for layer in layers]
             print(f"{name:20s} " + " ".join(f"{r:>13s}" for r in row), flush=True)
     if a.out:
         a.out.write_text(json.dumps({"args": vars(a) | {"out": str(a.out)}, "results": results}, indent=1))

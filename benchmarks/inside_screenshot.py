@@ -63,7 +63,7 @@ def main() -> None:
             page.get_by_text("plain 10-class MLP").click()
             time.sleep(2)
             page.get_by_role("button", name="Train network and embedder").click()
-            expect(page.get_by_role("heading", name="The units grouped")).to_be_visible(timeout=900_000)
+            expect(page.get_by_role("heading", name="The units grouped")).to_be_visible(timeout=1_800_000)
             page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].every(
                 p => p._fullLayout !== undefined && p.querySelector('svg.main-svg'))""", timeout=120_000)  # fmt: skip
             time.sleep(2)

@@ -1,11 +1,11 @@
 """Cloze embeddings of hidden units against planted modules, beside the baselines, over seeds and joint fine-tuning (issue 13).
 
     python benchmarks/units_cloze.py [--modules 4] [--fine-tune 0,100,300,1000] [--seeds 0,1,2]
-        [--unit-input previous_layer] [--unit-value pre] [--embed-steps 300] [--d-model 32] [--out FILE.json]
+        [--fine-tune-lr 0.01] [--unit-input previous_layer] [--unit-value pre] [--embed-steps 300] [--d-model 32] [--out FILE.json]
 
 Each cell is `python -m netembed units --modules N --fine-tune-steps S --seed S` with the given
 settings (units_pipeline.run_units): train the modules, stitch, shuffle, fine-tune jointly
-(objective subtasks+digits, lr 1e-2), train the cloze embedder on the units' lines, score the
+(objective subtasks+digits, lr --fine-tune-lr), train the cloze embedder on the units' lines, score the
 cloze descriptions and every baseline per hidden layer (k-means NMI / ARI, held-out probe).
 Prints mean ± std over seeds of the mean over layers, each layer's NMI, and the off-block share.
 """
@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--unit-input", default="previous_layer")
     p.add_argument("--unit-value", default="pre")
+    p.add_argument("--fine-tune-lr", type=float, default=1e-2)
     p.add_argument("--embed-steps", type=int, default=300)
     p.add_argument("--d-model", type=int, default=32)
     p.add_argument("--out", type=Path, default=None)
@@ -52,7 +53,7 @@ def main() -> None:
         cells = []
         for seed in seeds:
             start = time.perf_counter()
-            run = run_units("planted", UnitsConfig(n_modules=a.modules, fine_tune_steps=ft, seed=seed),
+            run = run_units("planted", UnitsConfig(n_modules=a.modules, fine_tune_steps=ft, fine_tune_lr=a.fine_tune_lr, seed=seed),
                             UnitEmbedConfig(unit_input=a.unit_input, unit_value=a.unit_value),
                             ClozeConfig(steps=a.embed_steps, d_model=a.d_model, mask_unit="sample", seed=seed))  # fmt: skip
             cells.append(run.report)

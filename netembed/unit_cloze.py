@@ -6,27 +6,33 @@ Two ways to make a hidden unit a 1D function the cloze embedder can read (`unit_
 (units.unit_line_zoo); one unit's description is the mean embedding over its lines.
 
 "previous_layer" (the default): the unit as a function of the PREVIOUS LAYER'S activations h,
-    u(h) = relu(h . W[:, u] + b[u])                 h (width_prev,), W (width_prev, width)
-sampled along coordinate lines through real digits: for a base digit a and a previous unit j,
+    pre-activation  z(h) = h . W[:, u] + b[u]      (unit_value "pre", the default)
+    post-activation u(h) = relu(z(h))              (unit_value "post")
+h (width_prev,), W (width_prev, width), sampled along coordinate lines: for a base point and a
+previous unit j,
     h(s) = h_prev(a) + s * span[j] * e_j,   s in [-1, 1]
-so d u / d s = gate * span[j] * W[j, u]: the line projects the width_prev-dimensional gradient
-d u / d h onto one coordinate at a time. Why coordinates and not random directions or the line
-between two digits: a random direction mixes every previous unit into one number, and module
-membership is a statement about WHICH previous units a unit listens to (the previous helper's
-baselines: incoming-weight magnitudes at layer 1 gave NMI 1.00, every function-of-the-pixels
-description 0.08-0.40), which a coordinate line isolates. span[j] is unit j's std over the
-training digits (floored), so a line moves j by its typical range.
+so d z / d s = span[j] * W[j, u] (and d u / d s = gate * that): the line projects the
+width_prev-dimensional gradient d z / d h onto one coordinate at a time. Why coordinates and not
+random directions or the line between two digits: a random direction mixes every previous unit
+into one number, and module membership is a statement about WHICH previous units a unit listens
+to (the baselines: incoming-weight magnitudes at layer 1 give NMI 1.00, every function-of-the-pixels
+description 0.1-0.4), which a coordinate line isolates. span[j] is unit j's std over the training
+digits (floored), so a line moves j by its typical range. Why "pre" by default: a third of the
+units of a planted-module network are off on every digit (measured: 15-25 of 64 per layer), and
+their post-activation is flat along every line through the data, so nothing can be read from it.
+Base points (post): each unit's n_base most driving training digits; pre uses one (its lines have
+the same gradient through any point).
 
-Each (unit, base digit, previous unit) is one model of a 1D zoo (width 1, depth 1), so the
+Each (unit, base point, previous unit) is one model of a 1D zoo (width 1, depth 1), so the
 cloze embedder trains on it unchanged. A unit's response on a line is the distance of that
 model's embedding from the embedding of a flat function (all gradients zero):
-    response[u, j] = mean over base digits of || e(u, a, j) - e_flat ||
-(base digits: each unit's n_base most driving training digits). The descriptions, each row
-scaled to unit length (the wiring pattern, not the gain): a unit of layer l >= 1 by its row response[u, :] over the previous layer
-(incoming: what it listens to); a unit of layer 0, whose previous layer is the pixels (which
-every module reads), by its column of layer 1's responses, response[:, j] (outgoing: which
-units listen to it, i.e. how layer 1 responds when it moves). Both are per layer (their widths
-differ in meaning), scored per layer like incoming weights.
+    response[u, j] = mean over base points of || e(u, a, j) - e_flat ||
+The descriptions, each row scaled to unit length (the wiring pattern, not the gain): a unit of
+layer l >= 1 by its row response[u, :] over the previous layer (incoming: what it listens to); a
+unit of layer 0, whose previous layer is the pixels (which every module reads), by its column of
+layer 1's responses, response[:, j] (outgoing: which units listen to it, i.e. how layer 1
+responds when it moves). Both are per layer (their widths differ in meaning), scored per layer
+like incoming weights.
 """
 
 from __future__ import annotations

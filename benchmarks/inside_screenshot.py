@@ -3,8 +3,8 @@
     python benchmarks/inside_screenshot.py [--out assets/screenshots/inside.png] [--embed-steps 300]
 
 Starts the dashboard on a free port, drives Debian's chromium with Playwright (--no-sandbox),
-chooses the plain 10-class MLP, trains it and the embedder from the page, and saves a
-full-page screenshot once the units are drawn.
+chooses the plain 10-class MLP, trains it and the embedder from the page, and saves the part
+from the units scatter to the units grouped once they are drawn.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> None:
             time.sleep(0.5)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page = browser.new_page(viewport={"width": 1400, "height": 3200})  # tall: streamlit scrolls inside
             page.goto(f"{url}/inside?inside_embed_steps={a.embed_steps}&inside_seed={a.seed}")
             expect(page.get_by_role("heading", name="Inside a network")).to_be_visible(timeout=120_000)
             page.get_by_text("plain 10-class MLP").click()
@@ -68,7 +68,11 @@ def main() -> None:
                 p => p._fullLayout !== undefined && p.querySelector('svg.main-svg'))""", timeout=120_000)  # fmt: skip
             time.sleep(2)
             a.out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(a.out), full_page=True)
+            plots = page.locator(".js-plotly-plot")
+            top = plots.nth(1).bounding_box()  # 0 is the live training chart; 1 the units scatter
+            bottom = plots.nth(plots.count() - 1).bounding_box()  # the units grouped
+            clip = {"x": 0, "y": top["y"] - 60, "width": 1400, "height": bottom["y"] + bottom["height"] - top["y"] + 70}
+            page.screenshot(path=str(a.out), clip=clip, full_page=True)
             browser.close()
         print(f"saved {a.out}")
     finally:

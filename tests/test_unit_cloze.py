@@ -127,3 +127,16 @@ def test_run_units_reports_every_description_and_round_trips(tmp_path, unit_inpu
     (tmp_path / "u" / "report.json").write_text("{}")
     with pytest.raises(RunError, match="checksum"):
         load_units(tmp_path / "u")
+
+
+def test_wiring_baseline_is_unit_length_weight_magnitudes(net):
+    from netembed.unit_baselines import wiring
+
+    w1 = net.layers[1][0].double().numpy()  # (width_0, width_1)
+    rows = wiring(net)
+    for u in range(net.widths[1]):  # layer 1: incoming
+        col = np.abs(w1[:, u])
+        np.testing.assert_allclose(rows[1][u], col / np.linalg.norm(col))
+    for j in range(net.widths[0]):  # layer 0: outgoing
+        row = np.abs(w1[j])
+        np.testing.assert_allclose(rows[0][j], row / np.linalg.norm(row))

@@ -56,13 +56,14 @@ with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
     network = c1.radio("Network", ["planted", "plain"], key="inside_network", horizontal=True,
                        format_func={"planted": "planted modules", "plain": "plain 10-class MLP"}.get)  # fmt: skip
-    n_modules = widgets.config_number(UnitsConfig, "n_modules", "inside_modules", "Modules", disabled=network == "plain")
-    width = widgets.config_number(UnitsConfig, "module_width", "inside_width", "Units per module and layer",
-                                  disabled=network == "plain")  # fmt: skip
-    plain_width = widgets.config_number(UnitsConfig, "plain_width", "inside_plain_width", "Plain MLP width",
-                                        disabled=network == "planted")  # fmt: skip
-    c2.write("")
+    with c1:
+        n_modules = widgets.config_number(UnitsConfig, "n_modules", "inside_modules", "Modules",
+                                          disabled=network == "plain")  # fmt: skip
+        width = widgets.config_number(UnitsConfig, "module_width", "inside_width", "Units per module and layer",
+                                      disabled=network == "plain")  # fmt: skip
     with c2:
+        plain_width = widgets.config_number(UnitsConfig, "plain_width", "inside_plain_width", "Plain MLP width",
+                                            disabled=network == "planted")  # fmt: skip
         fine_tune = widgets.config_number(UnitsConfig, "fine_tune_steps", "inside_ft", "Joint fine-tuning steps",
                                           disabled=network == "plain")  # fmt: skip
         net_steps = widgets.config_number(UnitsConfig, "steps", "inside_net_steps", "Network training steps")

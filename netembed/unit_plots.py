@@ -68,7 +68,8 @@ def image_grid(images: np.ndarray, titles: list[str], cols: int = 6, signed: boo
     fig.update_xaxes(visible=False, scaleanchor=None)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=10)
-    fig.update_layout(title=title, height=max(140, 110 * rows + 50), margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    left = 130 if row_labels else 10  # room for the row labels
+    fig.update_layout(title=title, height=max(140, 110 * rows + 50), margin={"l": left, "r": 10, "t": 50, "b": 10})
     if row_labels:
         for r, label in enumerate(row_labels[:rows]):
             fig.add_annotation(text=label, xref="paper", yref="paper", x=-0.005, xanchor="right", showarrow=False,

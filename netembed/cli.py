@@ -343,8 +343,6 @@ def units_configs(a):
 
 
 def cmd_units(a) -> None:
-    import json
-
     from .unit_store import save_units
     from .units_pipeline import run_units
 
@@ -365,7 +363,6 @@ def cmd_units(a) -> None:
     for name, m in r.get("modules", {}).items():
         print(f"{name:>20}  NMI {m['nmi']:.3f}  ARI {m['ari']:.3f}  probe {m['probe_accuracy']:.3f}  (mean over layers)")
     print(f"saved to {out} (report: {Path(out) / 'report.json'})")
-    json.dumps(r)  # the report is plain JSON (save_units wrote it)
 
 
 def add_units_command(sub, fmt) -> None:

@@ -24,6 +24,7 @@ pages = [
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
     st.Page("views/compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"),
+    st.Page("views/inside.py", title="Inside a network", icon=":material/hub:", url_path="inside"),
 ]
 page = st.navigation(pages)
 for new in state.collect_finished():  # results of jobs that ended since the last run join the history here

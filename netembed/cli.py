@@ -584,7 +584,76 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench", help="folder to write bench.md, bench.json and bench.png into")
     p.set_defaults(fn=cmd_bench)
 
+    add_units_command(sub, fmt)
     return parser
+
+
+# ---------------------------------------------------------------- units: inside a digits network (issue 13)
+
+
+def add_units_flags(p: argparse.ArgumentParser) -> None:
+    from .digits import UnitsConfig
+    from .unit_cloze import UnitEmbedConfig
+    from .units_pipeline import NETWORKS
+
+    g = p.add_argument_group("digits network")
+    g.add_argument("--network", choices=NETWORKS, default="planted",
+                   help="planted: stitched modules with a ground truth; plain: a 10-class MLP (no ground truth)")  # fmt: skip
+    g.add_argument("--plain", action="store_const", const="plain", dest="network", help="same as --network plain")
+    add_config_flags(g, UnitsConfig)
+    add_config_flags(p.add_argument_group("units as 1D functions"), UnitEmbedConfig)
+    g = p.add_argument_group("cloze embedder")
+    add_config_flags(g, ClozeConfig)  # --seed is the network's; the embedder's is --embed-seed
+    # units are 1D functions with one or two line-sections: hiding whole sections leaves nothing to
+    # predict from (cloze R2 ~0 measured), so the units command hides single samples by default
+    p.set_defaults(mask_unit="sample", d_model=32, embed_steps=300)
+    g.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", required=True, help="folder to write (units study and report.json)")
+
+
+def units_configs(a):
+    from .digits import UnitsConfig
+    from .unit_cloze import UnitEmbedConfig
+
+    return (built(lambda: config_from_args(UnitsConfig, a), flags_of(UnitsConfig)),
+            built(lambda: config_from_args(UnitEmbedConfig, a), flags_of(UnitEmbedConfig)),
+            built(lambda: config_from_args(ClozeConfig, a), flags_of(ClozeConfig)))  # fmt: skip
+
+
+def cmd_units(a) -> None:
+    from .unit_store import save_units
+    from .units_pipeline import run_units
+
+    check_out(a.out)
+    units, embed, cloze = units_configs(a)
+    set_threads(a.threads)
+    bars = StageBars()
+    try:
+        run = run_units(a.network, units, embed, cloze, progress=bars)
+    finally:
+        bars.close()
+    out = save_units(run, a.out)
+    r = run.report
+    print(f"{r['network']['kind']} network {r['network']['widths']}, test accuracy "
+          f"{', '.join(f'{x:.3f}' for x in r['network']['test_accuracy'])}; {r['n_units']} hidden units")  # fmt: skip
+    if "off_block_fraction" in r["network"]:
+        print(f"off-block weight share {r['network']['off_block_fraction']:.4f}")
+    for name, m in r.get("modules", {}).items():
+        print(f"{name:>20}  NMI {m['nmi']:.3f}  ARI {m['ari']:.3f}  probe {m['probe_accuracy']:.3f}  (mean over layers)")
+    print(f"saved to {out} (report: {Path(out) / 'report.json'})")
+
+
+def add_units_command(sub, fmt) -> None:
+    p = sub.add_parser("units", help="embed the hidden units of a digits network; score them against planted modules",
+                       formatter_class=fmt)  # fmt: skip
+    add_units_flags(p)
+    p.set_defaults(fn=cmd_units, preflight=preflight_units)
+
+
+def preflight_units(a) -> None:
+    check_out(a.out)
+    check_threads(a.threads)
+    units_configs(a)
 
 
 # ---------------------------------------------------------------- checks before work; errors as one line
@@ -613,6 +682,8 @@ def preflight(a) -> None:
         if a.studies is not None:
             parse_list(a.studies, str, "--studies")
         return
+    if hasattr(a, "preflight"):
+        return a.preflight(a)  # a command with its own checks (units)
     if not hasattr(a, "functions"):
         return  # inspect: nothing to build
     check_out(getattr(a, "out", None))

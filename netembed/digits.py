@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .config import _check_float, _check_int  # the project's one-line range errors
+from .config import SEED_MAX, check_fields, setting
 
 # (name, digits that make the answer "yes"): binary sub-tasks, one per planted module, in this order
 SUBTASKS = (
@@ -50,32 +50,37 @@ SUBTASKS = (
 N_PIXELS = 64
 
 
+FINE_TUNE_OBJECTIVES = ("subtasks", "subtasks+digits")
+
+
 @dataclass(frozen=True)
 class UnitsConfig:
     """Planted-module digits networks (and the plain digits MLP) whose hidden units are studied."""
 
-    n_modules: int = 4  # N: planted modules, each on its own sub-task (the first N of SUBTASKS; 2..8)
-    module_width: int = 16  # hidden units per layer in each module
-    depth: int = 2  # hidden layers (of every module and of the plain MLP)
-    steps: int = 600  # full-batch Adam steps training each module alone (and the plain MLP)
-    lr: float = 1e-2  # Adam learning rate of that training
-    fine_tune_steps: int = 0  # joint full-batch steps on all sub-tasks with dense matrices; 0 = cleanly separate modules
-    fine_tune_lr: float = 1e-3  # Adam learning rate of the joint fine-tuning
-    plain_width: int = 64  # hidden units per layer of the plain 10-class digits MLP
-    test_fraction: float = 0.2  # digits held out from every training (stratified by digit)
-    seed: int = 0  # seeds the data split, every init, the unit permutation
+    n_modules: int = setting(4, "N: planted modules, each on its own sub-task (the first N of odd, >=5, closed "
+                             "loop, is-0, is-1, is-7, is-4, is-3)", lo=2, hi=len(SUBTASKS), flag="--modules")  # fmt: skip
+    module_width: int = setting(16, "hidden units per layer in each module", lo=1, hi=1024)
+    depth: int = setting(2, "hidden layers (of every module and of the plain MLP)", lo=1, hi=8, flag="--net-depth")
+    steps: int = setting(600, "full-batch Adam steps training each module alone (and the plain MLP)", lo=0,
+                         hi=10**6, flag="--net-steps")  # fmt: skip
+    lr: float = setting(1e-2, "Adam learning rate of that training", lo=0.0, hi=10.0, open_lo=True, flag="--net-lr")
+    fine_tune_steps: int = setting(0, "joint full-batch steps with dense matrices after stitching; 0 = cleanly "
+                                   "separate modules", lo=0, hi=10**6)  # fmt: skip
+    fine_tune_lr: float = setting(1e-2, "Adam learning rate of the joint fine-tuning", lo=0.0, hi=10.0, open_lo=True)
+    # the sub-tasks alone are already solved, so their loss barely moves the off-block weights
+    # (4% after 1000 steps at lr 1e-3); a dense 10-class head on the last hidden layer needs
+    # information from every module and so pulls the blocks together
+    fine_tune_objective: str = setting("subtasks+digits", "joint objective: subtasks: the sub-tasks' summed BCE; "
+                                       "subtasks+digits: plus a dense 10-class head on the last hidden layer "
+                                       "(trained jointly, then dropped), which forces the modules to mix",
+                                       choices=FINE_TUNE_OBJECTIVES)  # fmt: skip
+    plain_width: int = setting(64, "hidden units per layer of the plain 10-class digits MLP", lo=1, hi=4096)
+    test_fraction: float = setting(0.2, "digits held out from every training (stratified by digit)", lo=0.0, hi=1.0,
+                                   open_lo=True, open_hi=True, cli=False)  # fmt: skip
+    seed: int = setting(0, "seeds the data split, every init, the unit permutation", lo=0, hi=SEED_MAX)
 
     def __post_init__(self):
-        _check_int("n_modules", self.n_modules, 2, len(SUBTASKS))
-        _check_int("module_width", self.module_width, 1, 1024)
-        _check_int("depth", self.depth, 1, 8)
-        _check_int("steps", self.steps, 0, 10**6)
-        _check_float("lr", self.lr, 0.0, 10.0, open_lo=True)
-        _check_int("fine_tune_steps", self.fine_tune_steps, 0, 10**6)
-        _check_float("fine_tune_lr", self.fine_tune_lr, 0.0, 10.0, open_lo=True)
-        _check_int("plain_width", self.plain_width, 1, 4096)
-        _check_float("test_fraction", self.test_fraction, 0.0, 1.0, open_lo=True, open_hi=True)
-        _check_int("seed", self.seed, 0, 2**31 - 1)
+        check_fields(self)
 
 
 # ---------------------------------------------------------------- data
@@ -220,6 +225,30 @@ def sum_of_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(0).sum()
 
 
+def fine_tune(layers, digits: Digits, config: UnitsConfig):
+    """Joint full-batch training of the stitched network with dense matrices (initialised block-diagonal).
+
+    "subtasks": the sub-tasks' summed BCE. "subtasks+digits": the network's logits gain 10
+    columns, a digit head on the last hidden layer (the output layer's w widened from (H, N) to
+    (H, N + 10), the new columns initialised like nn.Linear, seeded), and the loss adds the
+    10-class cross-entropy; the head is dropped afterwards, so the result has the same shapes.
+    """
+    targets = subtask_targets(digits.y_train, config.n_modules)  # (n, N)
+    if config.fine_tune_objective == "subtasks":
+        return fit(layers, digits.x_train, targets, sum_of_bce, config.fine_tune_steps, config.fine_tune_lr)
+    n = config.n_modules
+    w_out, b_out = layers[-1]
+    (w_head, b_head), = init_mlp([w_out.shape[0], 10], _seed(config.seed, 4))
+    wide = layers[:-1] + [(torch.cat([w_out, w_head], 1), torch.cat([b_out, b_head]))]
+
+    def joint_loss(logits, y):  # logits (n_digits, N + 10), y (n_digits,) digit labels
+        return sum_of_bce(logits[:, :n], targets) + F.cross_entropy(logits[:, n:], y)
+
+    tuned = fit(wide, digits.x_train, digits.y_train, joint_loss, config.fine_tune_steps, config.fine_tune_lr)
+    w, b = tuned[-1]
+    return tuned[:-1] + [(w[:, :n].contiguous(), b[:n].contiguous())]
+
+
 def subtask_accuracy(layers, digits: Digits, n_modules: int) -> np.ndarray:
     with torch.no_grad():
         pred = mlp_logits(layers, digits.x_test) > 0
@@ -231,8 +260,7 @@ def planted_modules_net(digits: Digits, config: UnitsConfig) -> DigitsNet:
     layers, ids = stitch(train_modules(digits, config))
     layers, ids, _ = permute_units(layers, ids, np.random.default_rng(_seed(config.seed, 2)))
     if config.fine_tune_steps:
-        targets = subtask_targets(digits.y_train, config.n_modules)
-        layers = fit(layers, digits.x_train, targets, sum_of_bce, config.fine_tune_steps, config.fine_tune_lr)
+        layers = fine_tune(layers, digits, config)
     names = tuple(name for name, _ in SUBTASKS[: config.n_modules])
     return DigitsNet(layers, ids, names, subtask_accuracy(layers, digits, config.n_modules))
 

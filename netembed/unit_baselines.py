@@ -8,6 +8,11 @@ Descriptions (each (n_units, features), rows in units.py's layer-major unit orde
                        random signs, two columns on the same inputs are no closer in Euclidean
                        distance than two on disjoint inputs; their magnitudes are. (Connectivity,
                        as in weight-graph clustering; per layer only, like incoming_weights)
+    outgoing_magnitudes  the absolute weights FROM the unit to the next layer (the next hidden
+                       layer, or the outputs for the last): which units listen to it (per layer only)
+    wiring             the weight magnitudes the cloze "previous_layer" description reads through the
+                       function, each row scaled to unit length: layer 0 by its outgoing |w| to layer 1,
+                       layers >= 1 by their incoming |w| (per layer only; the exact counterpart of cloze)
     activation_stats   over the training digits: mean, std, fraction active, percentiles
                        (PERCENTILES) of the unit's post-activation
     activations        the unit's post-activation at fixed digits (n_points,)
@@ -33,13 +38,25 @@ from .probes import clustering_scores, linear_probe
 from .units import unit_gradients, unit_layers, unit_values
 
 PERCENTILES = (10, 25, 50, 75, 90)
-DESCRIPTIONS = ("incoming_weights", "incoming_magnitudes", "activation_stats", "activations", "gradients",
+DESCRIPTIONS = ("incoming_weights", "incoming_magnitudes", "outgoing_magnitudes", "wiring", "activation_stats", "activations", "gradients",
                 "gradients_pca")  # fmt: skip
 
 
 def incoming_weights(net: DigitsNet) -> list[np.ndarray]:
     """Per hidden layer, (width, fan_in + 1): each unit's incoming weights and bias."""
     return [torch.cat([w.T, b[:, None]], 1).double().numpy() for w, b in net.layers[:-1]]
+
+
+def outgoing_magnitudes(net: DigitsNet) -> list[np.ndarray]:
+    """Per hidden layer, (width, fan_out): |w| from each unit to every unit of the next layer (or output)."""
+    return [w.abs().double().numpy() for w, _ in net.layers[1:]]
+
+
+def wiring(net: DigitsNet) -> list[np.ndarray]:
+    """Per hidden layer, unit-length rows of |w|: layer 0 outgoing (to layer 1), layers >= 1 incoming."""
+    mags = [w.abs().double().numpy() for w, _ in net.layers[1:-1]]  # (width_{l-1}, width_l) for l >= 1
+    rows = [mags[0]] + [m.T for m in mags]
+    return [r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-300) for r in rows]
 
 
 def activation_stats(net: DigitsNet, x: torch.Tensor) -> np.ndarray:
@@ -62,6 +79,8 @@ def baseline_features(net: DigitsNet, x_stats: torch.Tensor, x_fixed: torch.Tens
     return {
         "incoming_weights": incoming_weights(net),
         "incoming_magnitudes": [np.abs(w) for w in incoming_weights(net)],
+        "outgoing_magnitudes": outgoing_magnitudes(net),
+        **({"wiring": wiring(net)} if len(net.widths) > 1 else {}),
         "activation_stats": activation_stats(net, x_stats),
         "activations": unit_values(net, x_fixed).double().numpy(),
         "gradients": flat,

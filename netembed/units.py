@@ -197,3 +197,21 @@ def per_unit(embeddings: np.ndarray, n_lines: int, how: str = "mean") -> np.ndar
     if how == "concat":
         return e.reshape(len(e), -1)
     raise ValueError(f"how must be mean or concat, got {how!r}")
+
+
+# ---------------------------------------------------------------- what a unit looks at (for pictures)
+
+
+def mean_unit_gradients(net: DigitsNet, x: torch.Tensor, chunk: int = 256) -> np.ndarray:
+    """Each unit's input-gradient averaged over the digits x (n, 64) -> (n_units, 64): an 8x8 picture of
+    what the unit responds to on the data (zero where it is off). Chunked: (n_units, chunk, 64) at a time."""
+    total = torch.zeros(len(unit_layers(net)), x.shape[1], dtype=torch.float64)
+    for lo in range(0, len(x), chunk):
+        total += unit_gradients(net, x[lo : lo + chunk]).double().sum(1)
+    return (total / len(x)).numpy()
+
+
+def driving_digits(net: DigitsNet, x: torch.Tensor, unit: int, k: int = 6) -> np.ndarray:
+    """Indices into x (n, 64) of the k digits on which `unit` is most active, highest first."""
+    v = unit_values(net, x)[unit]  # (n,)
+    return torch.argsort(v, descending=True, stable=True)[:k].numpy()

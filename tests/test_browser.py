@@ -279,3 +279,18 @@ def test_a_whole_study_loses_nothing_and_its_links_reopen_the_same_view(server, 
     assert other.locator(EXCEPTION).count() == 0 and page.locator(EXCEPTION).count() == 0
     other.close()
     page.close()
+
+
+def test_inside_a_network_trains_a_tiny_network_and_draws_its_units(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    # settings from the URL: a 2-module network of 4 units per layer, 5 embedder steps (about 20 s under load)
+    page.goto(f"{server}/inside?inside_modules=2&inside_width=4&inside_net_steps=30&inside_embed_steps=5"
+              "&inside_d_model=16")  # fmt: skip
+    expect(page.get_by_role("heading", name="Inside a network")).to_be_visible(timeout=90_000)
+    page.get_by_role("button", name="Train network and embedder").click()
+    # the live training chart comes first; the units' charts when the job is done
+    expect(page.get_by_role("heading", name="The units grouped")).to_be_visible(timeout=240_000)
+    settle(page, "Inside a network")
+    assert page.locator(PLOT).count() >= 4  # the units scatter, the unit's pictures, the groups
+    page.screenshot(path=str(shots / "inside-tiny.png"), full_page=True)
+    page.close()

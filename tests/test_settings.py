@@ -26,12 +26,14 @@ from netembed.config import (
     setting,
     specs,
 )
+from netembed.digits import UnitsConfig
 from netembed.store import Run
+from netembed.unit_cloze import UnitEmbedConfig
 
 from app_session import MAIN, TIMEOUT, visit
 from random_zoo import random_run_parts
 
-CONFIGS = (FamilyConfig, ZooConfig, ClozeConfig, MixedZooConfig)
+CONFIGS = (FamilyConfig, ZooConfig, ClozeConfig, MixedZooConfig, UnitsConfig, UnitEmbedConfig)
 
 
 def subcommands() -> dict:
@@ -76,6 +78,8 @@ def explicit_bad_values(tmp_path) -> dict[str, list[str]]:
         "--activation": ["no-such-activation"],
         "--input-range": ["x", "2,1"],
         ("embed", "--out"): [str(tmp_path)],  # embed writes a JSON file: a folder is what it refuses
+        "--network": ["no-such-network"],  # units
+        "--plain": ["=yes"],  # units: a switch
     }
 
 
@@ -105,7 +109,7 @@ def test_every_flag_of_every_subcommand_refuses_a_bad_value_in_one_line_naming_t
     assert len({(c, f) for c, f, _ in tried}) >= 60  # zoo, run and sweep each have 20+ flags
     for command, flag, value in tried:
         argv = [command, flag + value] if value.startswith("=") else [command, flag, value]
-        if command in ("zoo", "run") and flag != "--out":
+        if command in ("zoo", "run", "units") and flag != "--out":
             argv += ["--out", str(tmp_path / "out")]
         try:
             rc = main(argv)

@@ -22,8 +22,6 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.preprocessing import StandardScaler
 
 from .config import ACTIVATIONS, ZooConfig
 from .embedding import EMBED_SEED, embed
@@ -160,6 +158,9 @@ def zoo_embeddings(run) -> np.ndarray:
 
 def predict(run, named_zoos: list[tuple[str, Zoo]], k: int = N_NEIGHBOURS) -> list[Prediction]:
     """Neighbours, probe label and ridge parameters of each imported network, from the run's embedder and models."""
+    from sklearn.linear_model import LogisticRegression, Ridge  # here: sklearn costs the app's first page ~1 s
+    from sklearn.preprocessing import StandardScaler
+
     reference = zoo_embeddings(run)  # (n, d)
     ok = np.isfinite(reference).all(1)
     scaler = StandardScaler().fit(reference[ok])

@@ -37,8 +37,14 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+FAMILY_SHORT = {"polynomials": "poly", "sines": "sine", "bumps": "bumps"}  # FamilyConfig.kind -> a run name's prefix
+
+
 def family_name(run: Run) -> str:
-    return f"poly-K{run.family.n_functions}"
+    """e.g. 'poly-K10', 'sine-K12', 'bumps2d-K10' (the kind, d where it is not 1, and K)."""
+    c = run.family.config
+    d = getattr(c, "input_dim", 1)
+    return f"{FAMILY_SHORT.get(c.kind, c.kind)}{f'{d}d' if d > 1 else ''}-K{run.family.n_functions}"
 
 
 def zoo_name(run: Run) -> str:

@@ -143,7 +143,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     settle(page, PAGES["gradients"])
     expect(page.get_by_text("Line-sections on [-1, 1]: model 0:")).to_be_visible()  # the new zoo's model 0
     picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Current run")
-    expect(picker).to_match_aria_snapshot('- combobox "Current run": /poly-K2 · M3 · \\d+\\/1000000 steps · s0 \\(unsaved\\)/')
+    expect(picker).to_match_aria_snapshot('- combobox "Current run": /sine-K2 · M3 · \\d+\\/1000000 steps · s0 \\(unsaved\\)/')
     assert page.locator(EXCEPTION).count() == 0
     # another browser session meanwhile sees only the demo: nothing of this session's run
     other = browser.new_page(viewport={"width": 1400, "height": 1500})

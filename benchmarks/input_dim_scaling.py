@@ -11,8 +11,8 @@ ReLU MLPs (M seeds per function), the cloze embedder masking whole linear region
     cost                seconds of each stage (family, zoo, region ids of one batch, embedders, probes)
 Every d gets the same budget: the same K, M, zoo steps and batch, embedder steps and samples.
 
-    python benchmarks/input_dim_scaling.py --dims 1 2 4 8 --seeds 20 --out benchmarks/results/input_dim_scaling
-    python benchmarks/input_dim_scaling.py --dims 2 --seeds 50 --out benchmarks/results/input_dim_2d_target  # targets
+    python -m benchmarks.input_dim_scaling --dims 1 2 4 8 --seeds 20 --out benchmarks/results/input_dim_scaling
+    python -m benchmarks.input_dim_scaling --dims 2 --seeds 50 --out benchmarks/results/input_dim_2d_target  # targets
 
 Writes results.json and scaling.png (plotly + kaleido if present, else matplotlib) into --out.
 """

@@ -1,6 +1,6 @@
 """The README picture of the "Inside a network" page: the plain digits MLP's units, trained from the page.
 
-    python benchmarks/inside_screenshot.py [--out assets/screenshots/inside.png] [--embed-steps 300]
+    python -m benchmarks.inside_screenshot [--out assets/screenshots/inside.png] [--embed-steps 300]
 
 Starts the dashboard on a free port, drives Debian's chromium with Playwright (--no-sandbox),
 chooses the plain 10-class MLP, trains it and the embedder from the page, and saves the part

@@ -1,7 +1,7 @@
 """One zoo trained by the local executor and by 1- and 2-worker local Ray clusters, as 2 or 4 shards.
 
-    python benchmarks/ray_scaling.py                  # 10 functions x 50 seeds, 1000 steps; results/ray_scaling.json
-    python benchmarks/ray_scaling.py --steps 300      # quicker
+    python -m benchmarks.ray_scaling                  # 10 functions x 50 seeds, 1000 steps; results/ray_scaling.json
+    python -m benchmarks.ray_scaling --steps 300      # quicker
 
 Every variant must give the same zoo bit for bit (checked). Times: `job` is the wall time of
 train_zoo_sharded once the cluster is up and its workers have imported netembed (a warm-up

@@ -2,7 +2,7 @@
 the polygon it falls in. For 2 -> 32 -> 32 -> 1 nets (and one 2 -> 32 -> 32 -> 32 -> 1), random init and
 lightly trained with plain torch on a 2D function, relu and leaky relu.
 
-    OMP_NUM_THREADS=1 python benchmarks/region_map.py [--points 100000] [--seeds 0,1,2] [--train-steps 1500]
+    OMP_NUM_THREADS=1 python -m benchmarks.region_map [--points 100000] [--seeds 0,1,2] [--train-steps 1500]
 
 For each net: the exact region map from the weights (regions.region_map), then at uniform random
 points in [-1, 1]^2 the polygon each falls in (bucketed point-in-polygon, RegionMap.locate) against the
@@ -18,14 +18,11 @@ import argparse
 import itertools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netembed.regions import activation_patterns, boundary_distance, forward, region_map
 from netembed.zoo import activation_fn

@@ -1,6 +1,6 @@
 """Baselines on the hidden units of planted-module digits networks (issue 13): what the cloze embedding must beat.
 
-    python benchmarks/units_baselines.py [--modules 4] [--fine-tune 0,100,1000] [--seeds 0,1,2] [--out FILE.json]
+    python -m benchmarks.units_baselines [--modules 4] [--fine-tune 0,100,1000] [--seeds 0,1,2] [--out FILE.json]
 
 For each joint fine-tuning length (the mixing curve) and seed: train the N modules, stitch and
 shuffle them, fine-tune, then describe every hidden unit by each baseline (unit_baselines.py) and
@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netembed.digits import UnitsConfig, load_digits_split, off_block_fraction, planted_modules_net
 from netembed.unit_baselines import baseline_features, score_descriptions

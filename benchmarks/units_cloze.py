@@ -1,6 +1,6 @@
 """Cloze embeddings of hidden units against planted modules, beside the baselines, over seeds and joint fine-tuning (issue 13).
 
-    python benchmarks/units_cloze.py [--modules 4] [--fine-tune 0,100,300,1000] [--seeds 0,1,2]
+    python -m benchmarks.units_cloze [--modules 4] [--fine-tune 0,100,300,1000] [--seeds 0,1,2]
         [--fine-tune-lr 0.01] [--unit-input previous_layer] [--unit-value pre] [--embed-steps 300] [--d-model 32] [--out FILE.json]
 
 Each cell is `python -m netembed units --modules N --fine-tune-steps S --seed S` with the given
@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netembed.config import ClozeConfig
 from netembed.digits import UnitsConfig

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .gradients import NoExactSections, line_sections
-from .regions import activation_patterns, masked_by_region, region_ids
+from .regions import activation_patterns, mask_whole_groups, masked_by_region, region_ids
 from .zoo import Zoo, mlp_forward
 
 
@@ -89,17 +89,7 @@ def make_mask(section_ids: torch.Tensor, ratio: float, generator: torch.Generato
     section_ids (B, N) non-negative ints -> masked (B, N) bool; every sample of a chosen
     section is hidden, so a masked section is hidden whole.
     """
-    b, n = section_ids.shape
-    p = int(section_ids.max()) + 1
-    present = torch.zeros(b, p, dtype=torch.bool, device=section_ids.device)
-    present.scatter_(1, section_ids, True)
-    scores = torch.rand(b, p, generator=generator).to(section_ids.device)
-    scores = torch.where(present, scores, torch.full_like(scores, 2.0))  # absent sections rank last
-    rank = scores.argsort(1).argsort(1)  # (B, P) random order of the present sections
-    n_present = present.sum(1, keepdim=True)
-    n_mask = (ratio * n_present).round().long().clamp(min=1)
-    n_mask = torch.minimum(n_mask, (n_present - 1).clamp(min=1))
-    return (rank < n_mask).gather(1, section_ids)
+    return mask_whole_groups(section_ids, ratio, generator)
 
 
 def draw_inputs(n: int, generator: torch.Generator, device="cpu", input_dim: int = 1) -> torch.Tensor:

@@ -213,16 +213,23 @@ def masked_by_region(ids, ratio: float, generator: torch.Generator) -> torch.Ten
     ids = torch.as_tensor(ids).long()
     if ids.dim() != 2 or (ids.numel() and int(ids.min()) < 0):
         raise ValueError(f"region ids must be non-negative ints of shape (B, N); got shape {tuple(ids.shape)}")
+    return mask_whole_groups(ids, ratio, generator)
+
+
+def mask_whole_groups(ids: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Hide round(ratio * present) of the groups (regions, line-sections) that hold points, at least one
+    hidden and one shown: ids (B, N) non-negative longs -> masked (B, N) bool, every point of a chosen group
+    hidden. The one masking rule of the cloze task (cloze_task.make_mask and masked_by_region both use it)."""
     b, _ = ids.shape
     r = int(ids.max()) + 1 if ids.numel() else 1
     present = torch.zeros(b, r, dtype=torch.bool, device=ids.device)
     present.scatter_(1, ids, True)
     scores = torch.rand(b, r, generator=generator).to(ids.device)
-    scores = torch.where(present, scores, torch.full_like(scores, 2.0))  # absent regions rank last
-    rank = scores.argsort(1).argsort(1)  # (B, R) random order of the present regions
+    scores = torch.where(present, scores, torch.full_like(scores, 2.0))  # absent groups rank last
+    rank = scores.argsort(1).argsort(1)  # (B, R) random order of the present groups
     n_present = present.sum(1, keepdim=True)
     n_mask = (ratio * n_present).round().long().clamp(min=1)
-    n_mask = torch.minimum(n_mask, (n_present - 1).clamp(min=1))  # a model with one region is hidden whole
+    n_mask = torch.minimum(n_mask, (n_present - 1).clamp(min=1))  # a model with one group is hidden whole
     return (rank < n_mask).gather(1, ids)
 
 

@@ -4,9 +4,10 @@ Every model's weights are stacked along a leading `models` axis, so a step of al
 is a handful of batched matmuls. The summed loss gives each model exactly its own
 gradient (models share no parameters), and Adam is elementwise, so the stacked training
 is the same computation as a loop of per-model `nn.Module`s with their own optimisers.
-Two engines run the step (`make_step`): the fused C kernel of zoo_kernel.py on the CPU for
-ReLU / leaky-ReLU (24-31x the loop as measured, see benchmarks/zoo_speed.py), and this file's
-`AutogradStep` (batched matmuls, autograd, torch's Adam) for any device and activation.
+Three engines run the step (`make_step`): the fused C kernel of zoo_kernel.py on the CPU for
+ReLU / leaky-ReLU (24-31x the loop as measured, see benchmarks/zoo_speed.py); zoo_fused.py's
+`FusedStep` (batched matmuls, a hand-derived backward, fused Adam; a CUDA graph on a GPU) for any
+device and activation; and this file's `AutogradStep` (autograd and torch's Adam), the reference.
 
 Model i trains function `task_ids[i]`; models are ordered function-major
 (i = k * M + m) and the first `n_train_seeds` replicates of each function form the
@@ -27,6 +28,7 @@ import torch
 from . import zoo_kernel
 from .config import ZooConfig
 from .family import dense_grid
+from .zoo_fused import FusedStep
 
 FIT_GRID = 1025  # dense held-out grid for each model's fit error
 FIT_CHUNK = 128  # models evaluated at once on that grid (bounds its memory)
@@ -50,7 +52,7 @@ class Zoo:
     failed: np.ndarray  # (n,) bool: diverged (NaN/Inf) or fit_mse > config.fail_mse
     seconds: float = 0.0  # wall time of training
     steps_done: int = 0  # < config.steps when training was stopped early
-    engine: str = ""  # which training step ran: "kernel" or "autograd" (see make_step)
+    engine: str = ""  # which training step ran: "kernel", "fused" or "autograd" (see make_step)
 
     @property
     def n_models(self) -> int:
@@ -215,9 +217,10 @@ def train_zoo(
 ) -> Zoo:
     """Train every model of the zoo at once; `progress(step, losses)` may return False to stop early.
 
-    engine: "kernel" (the fused C step, CPU relu / leaky_relu), "autograd" (batched matmuls,
-    autograd and torch's Adam: any device and activation), or "auto" (the kernel where it
-    runs, else autograd). Both compute the same numbers up to float rounding.
+    engine: "kernel" (the fused C step, CPU relu / leaky_relu), "fused" (batched matmuls, a
+    hand-derived backward and fused Adam; a CUDA graph on a GPU; any device and activation),
+    "autograd" (the same with autograd and torch's Adam: the reference), or "auto" (the kernel
+    where it runs, else fused). All compute the same numbers up to float rounding.
     tasks, replicates: train only these functions / seed indices (a shard, see shards.py);
     every model still gets the init, inputs and targets it has in the whole zoo.
     """
@@ -290,27 +293,33 @@ class AutogradStep:
         return losses.detach()
 
 
+ENGINES = ("auto", "kernel", "fused", "autograd")
+
+
 def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
-    """The training step for this zoo and the engine's name; "auto" falls back to autograd with a warning
-    only when the kernel should run here but cannot be built."""
-    if engine not in ("auto", "kernel", "autograd"):
-        raise ValueError(f"engine must be auto, kernel or autograd, got {engine!r}")
-    # The fused kernel's first layer is a broadcast of one scalar input (and its backward a row sum);
+    """The training step for this zoo and the engine's name. "auto": the C kernel where it runs (CPU relu /
+    leaky_relu, one input), else the fused torch step (zoo_fused.py: faster than autograd on the CPU, and
+    one CUDA graph per step on a GPU); a kernel that should run here but cannot be built warns first."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine in ("fused", "autograd"):
+        return (FusedStep(layers, config, lr_at) if engine == "fused" else AutogradStep(layers, config)), engine
+    # The C kernel's first layer is a broadcast of one scalar input (and its backward a row sum);
     # d inputs need a (batch, d) x (d, width) matmul and its transpose inside the C pass: not done yet.
     if layers[0][0].shape[1] > 1:
         if engine == "kernel":
             raise zoo_kernel.KernelUnavailable(f"the C kernel takes one input; these models take {layers[0][0].shape[1]}")
-        return AutogradStep(layers, config), "autograd"
+        return FusedStep(layers, config, lr_at), "fused"
     # a missing compiler is not a reason to skip silently: KernelStep raises it and we warn below
-    if engine == "autograd" or (engine == "auto" and zoo_kernel.why_unavailable(config, device, check_compiler=False)):
-        return AutogradStep(layers, config), "autograd"
+    if engine == "auto" and zoo_kernel.why_unavailable(config, device, check_compiler=False):
+        return FusedStep(layers, config, lr_at), "fused"
     try:
         return zoo_kernel.KernelStep(layers, config, lr_at), "kernel"
     except zoo_kernel.KernelUnavailable as err:
         if engine == "kernel":
             raise
-        warnings.warn(f"{err}; training with the slower autograd step", RuntimeWarning, stacklevel=3)
-        return AutogradStep(layers, config), "autograd"
+        warnings.warn(f"{err}; training with the slower fused torch step", RuntimeWarning, stacklevel=3)
+        return FusedStep(layers, config, lr_at), "fused"
 
 
 def fit_errors(zoo: Zoo, family) -> tuple[np.ndarray, np.ndarray]:

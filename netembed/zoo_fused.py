@@ -76,7 +76,12 @@ class FusedStep:
     activation, depth, width and input dimension. Updates `layers` [(w (n, fan_in, fan_out), b (n, 1,
     fan_out))] in place, as the other engines do."""
 
-    def __init__(self, layers: list[tuple[torch.Tensor, torch.Tensor]], config: ZooConfig, lr_at: Callable[[int, ZooConfig], float]):
+    def __init__(
+        self,
+        layers: list[tuple[torch.Tensor, torch.Tensor]],
+        config: ZooConfig,
+        lr_at: Callable[[int, ZooConfig], float],
+    ):
         if config.activation not in ACTIVATIONS:
             raise ValueError(f"no fused step for activation {config.activation!r}")
         w0 = layers[0][0]

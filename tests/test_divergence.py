@@ -48,7 +48,8 @@ def test_fit_errors_flag_only_the_nan_model():
 NO_KERNEL = zoo_kernel.why_unavailable(ZooConfig(width=8), "cpu")  # None where the C kernel can be built
 ENGINES = [
     pytest.param("kernel", marks=pytest.mark.skipif(NO_KERNEL is not None, reason=f"C kernel unavailable: {NO_KERNEL}")),
-    "autograd",  # always runs: the same isolation holds for the torch step, so nothing is lost without a compiler
+    "autograd",  # always runs: the same isolation holds for the torch steps, so nothing is lost without a compiler
+    "fused",
 ]
 
 

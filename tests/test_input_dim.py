@@ -74,7 +74,7 @@ def test_input_dim_needs_bumps():
 
 def test_zoo_gradients_in_2d_match_exact_regions_and_finite_differences(zoo2d):
     family, zoo = zoo2d
-    assert zoo.input_dim == 2 and zoo.engine == "autograd"
+    assert zoo.input_dim == 2 and zoo.engine == "fused"
     x = np.random.default_rng(2).uniform(-1, 1, (50, 2))
     g = input_gradients(zoo, x)  # (n, 50, 2) float32 autograd
     exact = point_gradients(zoo.layers, x, zoo.config.activation)  # float64 from the activation patterns

@@ -66,14 +66,14 @@ def kernel_target(width=TINY.width, activation=TINY.activation) -> Path:
 
 
 def train_expecting_one_warning(family, pattern: str):
-    """Train TINY; exactly one RuntimeWarning matching `pattern`, the autograd engine, finite fits."""
+    """Train TINY; exactly one RuntimeWarning matching `pattern`, the fused torch engine, finite fits."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         zoo = train_zoo(family, TINY)
     runtime = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(runtime) == 1, runtime
     assert re.search(pattern, runtime[0]), runtime[0]
-    assert zoo.engine == "autograd"
+    assert zoo.engine == "fused"
     assert np.isfinite(zoo.fit_mse).all()
     return zoo
 

@@ -29,7 +29,7 @@ def mixed(family):
 
 def test_each_part_is_the_zoo_of_its_architecture_trained_alone(family, mixed):
     assert list(mixed.labels) == ["16x2:relu", "8x1:tanh", "8x2:sine"]
-    assert [p.engine for p in mixed.parts][1:] == ["autograd", "autograd"]  # no kernel for smooth activations
+    assert [p.engine for p in mixed.parts][1:] == ["fused", "fused"]  # no kernel for smooth activations
     alone = train_zoo(family, ZooConfig(models_per_function=3, steps=200, batch_size=64, seed=1, width=8, depth=1,
                                         activation="tanh"))  # fmt: skip
     for (wa, ba), (wb, bb) in zip(mixed.parts[1].layers, alone.layers):

@@ -96,7 +96,7 @@ def test_engines_agree_on_a_whole_zoo_and_auto_falls_back_for_smooth_activations
     # measured over seeds 0-9, 1 and 2 threads (EPYC): the engines' fit MSEs differ by at most 1% of this tolerance
     np.testing.assert_allclose(auto.fit_mse, plain.fit_mse, rtol=1e-3, atol=1e-6)
     smooth = train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=3, activation="tanh"))
-    assert smooth.engine == "autograd"
+    assert smooth.engine == "fused"
     with pytest.raises(zoo_kernel.KernelUnavailable, match="tanh"):
         train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=3, activation="tanh"), engine="kernel")
     with pytest.raises(ValueError, match="engine"):
@@ -104,11 +104,11 @@ def test_engines_agree_on_a_whole_zoo_and_auto_falls_back_for_smooth_activations
 
 
 @needs_kernel
-def test_a_kernel_that_cannot_be_built_falls_back_to_autograd(tiny_family, monkeypatch, tmp_path):
+def test_a_kernel_that_cannot_be_built_falls_back_to_the_fused_step(tiny_family, monkeypatch, tmp_path):
     config = ZooConfig(models_per_function=2, width=3, steps=3, batch_size=8)
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     with pytest.warns(RuntimeWarning, match="building the C kernel failed"):
-        assert train_zoo(tiny_family, config).engine == "autograd"
+        assert train_zoo(tiny_family, config).engine == "fused"
     with pytest.raises(zoo_kernel.KernelUnavailable):
         train_zoo(tiny_family, config, engine="kernel")
     blocker = tmp_path / "a-file"
@@ -116,6 +116,6 @@ def test_a_kernel_that_cannot_be_built_falls_back_to_autograd(tiny_family, monke
     monkeypatch.setenv("CC", shutil.which("gcc"))
     monkeypatch.setenv("NETEMBED_CACHE_DIR", str(blocker / "cache"))  # cannot be created
     with pytest.warns(RuntimeWarning, match="could not be built or loaded"):
-        assert train_zoo(tiny_family, config).engine == "autograd"
+        assert train_zoo(tiny_family, config).engine == "fused"
     monkeypatch.setenv("NETEMBED_NO_KERNEL", "1")
-    assert train_zoo(tiny_family, config).engine == "autograd"
+    assert train_zoo(tiny_family, config).engine == "fused"

@@ -11,7 +11,7 @@ allocated once, so a step is a fixed list of kernels on fixed memory. n models, 
 
 Activations keep what their derivative needs and no more: relu, leaky_relu and tanh are applied
 in place and differentiated from their outputs (as autograd does); sine keeps cos h beside sin h;
-gelu keeps its pre-activation. The same step runs on any device; on CUDA it is captured once in a
+gelu keeps its pre-activation. On the CPU tanh is computed as 2 sigmoid(2h) - 1 (see activate). The same step runs on any device; on CUDA it is captured once in a
 CUDA graph (`capture_cuda_graph`), so a step is one graph launch plus the copies of its inputs into
 static buffers, not the dozens of small launches (and allocations) of the autograd step.
 """
@@ -49,6 +49,9 @@ class HiddenLayer:
         if act == "leaky_relu":
             return torch.nn.functional.leaky_relu_(h, LEAKY_SLOPE)
         if act == "tanh":
+            if h.device.type == "cpu":  # torch's CPU tanh is ~10x slower than its sigmoid (1 thread, AVX-512):
+                # tanh h = 2 sigmoid(2h) - 1, within 1.8e-7 of it (torch's own: 3e-8 of the exact value)
+                return torch.sigmoid(h.mul_(2), out=h).mul_(2).sub_(1)
             return h.tanh_()
         if act == "sine":
             torch.cos(h, out=self.saved)  # the derivative, taken before h becomes sin h

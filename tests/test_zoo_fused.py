@@ -11,9 +11,10 @@ from netembed.zoo_fused import FusedStep
 
 ACTIVATIONS = ["relu", "leaky_relu", "tanh", "sine", "gelu"]
 # Tolerances, measured with train_zoo on these configs over seeds 0-7, every activation, depth 1 and 3, d 1
-# and 2, 1 torch thread: the engines' weights after 30 steps differ by at most 7.1e-6 (sine, depth 3; the rest
-# <= 2.3e-6), their loss curves by at most 1.9e-7 relative (tanh on the CPU as 2 sigmoid(2h) - 1 included). A wrong derivative moves weights by 0.08-0.11 in
-# the same 30 steps (measured by breaking tanh's), and one Adam step is about lr = 1e-2.
+# and 2, 1 torch thread (tanh on the CPU computed as 2 sigmoid(2h) - 1): the engines' weights after 30 steps
+# differ by at most 7.1e-6 (sine, depth 3; the rest <= 2.3e-6), their loss curves by at most 1.9e-7 relative.
+# A wrong derivative moves weights by 0.08-0.11 in the same 30 steps (measured by breaking tanh's), and one
+# Adam step is about lr = 1e-2.
 WEIGHT_ATOL = 1e-4
 LOSS_RTOL = 1e-5
 

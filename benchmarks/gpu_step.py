@@ -2,6 +2,7 @@
 
     python -m benchmarks.gpu_step                                      # CPU: 100 and 1000 models, relu / tanh / sine
     python -m benchmarks.gpu_step --device cuda --models 16384,65536   # a GPU, the issue's target (< 3 min planned)
+    python -m benchmarks.gpu_step --device cuda --models 16384 --activations relu --engines autograd,fused,fused+compile
 
 For each activation and zoo size: the same models (1 -> 32 -> 32 -> 1, batch 256 by default) are
 stepped by each engine through zoo.make_step, on inputs and targets drawn on the device beforehand
@@ -32,12 +33,17 @@ import torch
 from benchmarks.zoo_speed import flops_per_model_step, machine, sync
 from netembed.config import FamilyConfig, ZooConfig
 from netembed.family import make_family
-from netembed.zoo import make_step, siren_scale, train_zoo
+from netembed.zoo import lr_at, make_step, siren_scale, train_zoo
+from netembed.zoo_fused import FusedStep
 
 RESULTS = Path(__file__).parent / "results"
 POOL = 8  # distinct (x, y) draws cycled through the timed steps
 TARGET_RATE, TARGET_MODELS = 10e6, 16384  # the issue's GPU target: >= 10 M model-steps/s at >= 16k models
 CHECK_ATOL = 1e-4  # tests/test_zoo_fused.py's tolerance (measured on the CPU over 8 seeds)
+
+
+def rate_text(rate: float) -> str:
+    return f"{rate / 1e6:.2f} M/s" if rate >= 1e6 else f"{rate / 1e3:.1f} k/s"
 
 
 def bench_layers(config: ZooConfig, n: int, device, seed: int = 0):
@@ -64,6 +70,13 @@ def draws(config: ZooConfig, n: int, device, seed: int = 1):
     return xs, ys
 
 
+def build_step(engine: str, layers, config: ZooConfig, device):
+    """make_step's engine, or "fused+compile": the fused step with its forward and backward compiled."""
+    if engine == "fused+compile":
+        return FusedStep(layers, config, lr_at, compile=True)
+    return make_step(layers, config, device, engine)[0]
+
+
 def time_steps(step, xs, ys, first: int, steps: int, device) -> tuple[float, float]:
     """(wall, process CPU) seconds of `steps` calls of `step`, numbered from `first`."""
     sync(device)
@@ -74,17 +87,17 @@ def time_steps(step, xs, ys, first: int, steps: int, device) -> tuple[float, flo
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def check_agreement(activation: str, device, n: int = 64, steps: int = 20) -> float:
-    """Largest |w_fused - w_autograd| after `steps` steps from the same init on the same inputs."""
+def check_agreement(activation: str, device, engines, n: int = 64, steps: int = 20) -> dict:
+    """Each engine's largest |w - w_autograd| after `steps` steps from the same init on the same inputs."""
     config = ZooConfig(activation=activation, steps=steps)
     results = []
-    for engine in ("autograd", "fused"):
+    for engine in engines:
         layers = [(w.clone(), b.clone()) for w, b in bench_layers(config, n, device, seed=5)]
-        step, _ = make_step(layers, config, device, engine)
+        step = build_step(engine, layers, config, device)
         xs, ys = draws(config, n, device, seed=6)
         time_steps(step, xs, ys, 1, steps, device)
         results.append([p.detach() for layer in layers for p in layer])
-    return max((a - b).abs().max().item() for a, b in zip(*results))
+    return {e: max((a - b).abs().max().item() for a, b in zip(results[0], r)) for e, r in zip(engines[1:], results[1:])}
 
 
 def matmul_gflops(device, size: int, seconds: float = 1.0) -> float:
@@ -132,7 +145,7 @@ def bench_one(config: ZooConfig, n: int, device, engines, steps: int, rounds: in
     for engine in engines:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        step, _ = make_step(bench_layers(config, n, device), config, device, engine)  # fused: captures the graph
+        step = build_step(engine, bench_layers(config, n, device), config, device)  # fused: captures the graph
         time_steps(step, xs, ys, 1, 3, device)  # warm up (allocations, autograd's first backward)
         stepped[engine] = [step, 4]
         if device.type == "cuda":
@@ -172,7 +185,9 @@ def main(argv=None):
         "--models", default=None, help="comma-separated zoo sizes (CPU default 100,1000; CUDA 16384,65536)"
     )
     parser.add_argument("--activations", default="relu,tanh,sine")
-    parser.add_argument("--engines", default="autograd,fused")
+    parser.add_argument(
+        "--engines", default="autograd,fused", help="autograd, fused, fused+compile (torch.compile, slow to build)"
+    )
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
@@ -213,7 +228,7 @@ def main(argv=None):
             rows.append(r)
             rates = r["model_steps_per_s"]
             line = ", ".join(
-                f"{e} {rates[e] / 1e6:.3f} M/s ({100 * r['fraction_of_peak'][e]:.1f}% of peak)" for e in engines
+                f"{e} {rate_text(rates[e])} ({100 * r['fraction_of_peak'][e]:.1f}% of peak)" for e in engines
             )
             ratio = (
                 f"; fused / autograd {rates['fused'] / rates['autograd']:.2f}x"
@@ -236,8 +251,8 @@ def main(argv=None):
     if args.train_zoo:
         whole = train_zoo_rates(sizes[0], device, steps=max(20, round(budget / sizes[0])))
         print(
-            f"train_zoo loop, relu, {sizes[0]} models: "
-            + ", ".join(f"{e} {v / 1e6:.3f} M model-steps/s" for e, v in whole.items())
+            f"train_zoo loop, relu, {sizes[0]} models, model-steps: "
+            + ", ".join(f"{e} {rate_text(v)}" for e, v in whole.items())
         )
     result = {
         "device": str(device), "machine": info, "threads": args.threads, "matmul_peak_gflops": peak,

@@ -14,6 +14,7 @@ in place and differentiated from their outputs (as autograd does); sine keeps co
 gelu keeps its pre-activation. On the CPU tanh is computed as 2 sigmoid(2h) - 1 (see activate). The same step runs on any device; on CUDA it is captured once in a
 CUDA graph (`capture_cuda_graph`), so a step is one graph launch plus the copies of its inputs into
 static buffers, not the dozens of small launches (and allocations) of the autograd step.
+`compile=True` also passes the forward and backward through torch.compile (compile_gradients).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class FusedStep:
         layers: list[tuple[torch.Tensor, torch.Tensor]],
         config: ZooConfig,
         lr_at: Callable[[int, ZooConfig], float],
+        compile: bool = False,
     ):
         if config.activation not in ACTIVATIONS:
             raise ValueError(f"no fused step for activation {config.activation!r}")
@@ -107,6 +109,8 @@ class FusedStep:
         self.steps = [torch.zeros((), device=device) for _ in self.params]
         self.lr = torch.zeros((), dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
         self.graph = None
+        if compile:
+            self.gradients = compile_gradients(self.gradients)
         if device.type == "cuda":
             state = self.params + self.exp_avgs + self.exp_avg_sqs + self.steps
             self.graph = capture_cuda_graph(self.run, state)
@@ -124,6 +128,11 @@ class FusedStep:
 
     def run(self) -> None:
         """One step on the static buffers: forward, loss, backward, Adam."""
+        self.gradients()
+        self.adam()
+
+    def gradients(self) -> None:
+        """Forward, loss and backward on the static buffers: self.losses and self.grads."""
         n, B = self.n, self.B
         (w0, b0), *rest = self.layers
         first = self.hidden[0]
@@ -142,6 +151,9 @@ class FusedStep:
         torch.mean(self.sq, 1, out=self.losses)
         g_out = self.err.mul_(2.0 / B).view(n, B, 1)  # dL/dout, L the sum of the models' mean squares
         self.backward(g_out)
+
+    def adam(self) -> None:
+        """torch's fused Adam over every weight and bias, at the learning rate in self.lr."""
         torch._foreach_add_(self.steps, 1)
         torch._fused_adam_(
             self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps,
@@ -171,6 +183,14 @@ class FusedStep:
         # layer 0: x (B, d) shared; gw0 = x^T g (n, d, W) as one batched matmul over a stride-0 batch
         torch.bmm(self.x.t().expand(n, self.d, B), g, out=grads[0])
         torch.sum(g, 1, keepdim=True, out=grads[1])
+
+
+def compile_gradients(gradients: Callable[[], None]) -> Callable[[], None]:
+    """The forward and backward through torch.compile (inductor fuses the elementwise work around the matmuls).
+    Adam stays outside: _fused_adam_ with a tensor learning rate has no compile support in torch 2.13. Not used
+    by make_step: compiling takes 30-80 s (2-core CPU) for a step measured 1.7x faster there (sine, 100 models);
+    benchmarks/gpu_step.py measures it as the engine "fused+compile"."""
+    return torch.compile(gradients, dynamic=False)
 
 
 def capture_cuda_graph(run: Callable[[], None], state: list[torch.Tensor]) -> torch.cuda.CUDAGraph:

@@ -211,11 +211,12 @@ def main(argv=None):
     info = machine()
     print(f"device {device} ({info.get('gpu', info['cpu'])}), torch {torch.__version__}, {args.threads} CPU thread(s)")
     print(f"matmul peak (float32 square {4096 if cuda else 1024}): {peak:.0f} GFLOP/s")
-    checks = {a: check_agreement(a, device) for a in args.activations.split(",")}
-    for a, err in checks.items():
-        print(
-            f"check {a}: max |w_fused - w_autograd| after 20 steps = {err:.2e} ({'within' if err <= CHECK_ATOL else 'OVER'} {CHECK_ATOL})"
-        )
+    others = [e for e in engines if e != "autograd"]
+    checks = {a: check_agreement(a, device, ["autograd"] + others) for a in args.activations.split(",")}
+    for a, errs in checks.items():
+        for e, err in errs.items():
+            verdict = "within" if err <= CHECK_ATOL else "OVER"
+            print(f"check {a}: max |w_{e} - w_autograd| after 20 steps = {err:.2e} ({verdict} {CHECK_ATOL})")
     rows = []
     for activation in args.activations.split(","):
         config = ZooConfig(width=args.width, depth=args.depth, batch_size=args.batch, activation=activation)

@@ -143,13 +143,14 @@ def bench_one(config: ZooConfig, n: int, device, engines, steps: int, rounds: in
     xs, ys = draws(config, n, device)
     stepped, rates, cpu_rates, memory = {}, {e: [] for e in engines}, {e: [] for e in engines}, {}
     for engine in engines:
-        if device.type == "cuda":
+        if device.type == "cuda":  # each engine's own peak: the engines built before it stay allocated
+            base = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
         step = build_step(engine, bench_layers(config, n, device), config, device)  # fused: captures the graph
         time_steps(step, xs, ys, 1, 3, device)  # warm up (allocations, autograd's first backward)
         stepped[engine] = [step, 4]
         if device.type == "cuda":
-            memory[engine] = torch.cuda.max_memory_allocated() / 2**30
+            memory[engine] = (torch.cuda.max_memory_allocated() - base) / 2**30
     for _ in range(rounds):
         for engine in engines:
             step, first = stepped[engine]

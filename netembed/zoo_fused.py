@@ -92,8 +92,10 @@ class FusedStep:
         w0 = layers[0][0]
         n, d = w0.shape[:2]
         B, device = config.batch_size, w0.device
-        self.layers, self.config, self.lr_at, self.n, self.d, self.B = layers, config, lr_at, n, d, B
-        self.params = [p.detach() for layer in layers for p in layer]
+        self.config, self.lr_at, self.n, self.d, self.B = config, lr_at, n, d, B
+        # detached views of the caller's tensors: updated in place, and out= ops refuse tensors that need grad
+        self.layers = [(w.detach(), b.detach()) for w, b in layers]
+        self.params = [p for layer in self.layers for p in layer]
         widths = [w.shape[2] for w, _ in layers[:-1]]
         self.hidden = [HiddenLayer(config.activation, (n, B, width), device) for width in widths]
         self.grads = [torch.empty_like(p) for p in self.params]
@@ -107,6 +109,7 @@ class FusedStep:
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
         self.steps = [torch.zeros((), device=device) for _ in self.params]
+        # the CPU kernel reads the rate as a double (torch.optim.Adam's Python float), the CUDA kernel as a float
         self.lr = torch.zeros((), dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
         self.graph = None
         if compile:

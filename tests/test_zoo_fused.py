@@ -94,3 +94,12 @@ def test_the_cuda_graph_step_trains_as_the_autograd_engine_does_on_the_gpu(activ
     assert_same_weights(plain, fused, WEIGHT_ATOL)
     assert_same_weights(fused, again, atol=0)  # the graph's replays are as reproducible as eager steps
     np.testing.assert_allclose(fused.loss_curves, plain.loss_curves, rtol=LOSS_RTOL, atol=0)
+
+
+def test_the_fused_step_updates_the_callers_weights_in_place_even_when_they_require_grad():
+    config = config_of("tanh", 2)
+    layers = [(w.requires_grad_(), b.requires_grad_()) for w, b in init_layers(config, np.arange(3))]
+    before = [p.detach().clone() for layer in layers for p in layer]
+    FusedStep(layers, config, lr_at)(torch.linspace(-1, 1, 32), torch.ones(3, 32), 1)
+    after = [p.detach() for layer in layers for p in layer]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every weight and bias took Adam's step

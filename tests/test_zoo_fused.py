@@ -103,3 +103,20 @@ def test_the_fused_step_updates_the_callers_weights_in_place_even_when_they_requ
     FusedStep(layers, config, lr_at)(torch.linspace(-1, 1, 32), torch.ones(3, 32), 1)
     after = [p.detach() for layer in layers for p in layer]
     assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every weight and bias took Adam's step
+
+
+def test_the_gpu_step_benchmark_runs_small_on_the_cpu(tmp_path):
+    """The one command a GPU session runs (`--device cuda`), here on the CPU at toy size: it must not break."""
+    import json
+
+    from benchmarks import gpu_step
+
+    out = tmp_path / "gpu_step.json"
+    gpu_step.main(
+        ["--models", "8", "--activations", "relu,sine", "--model-steps", "40", "--rounds", "1", "--out", str(out)]
+    )
+    result = json.loads(out.read_text())
+    assert [(r["activation"], r["models"]) for r in result["rows"]] == [("relu", 8), ("sine", 8)]
+    for row in result["rows"]:
+        assert set(row["model_steps_per_s"]) == {"autograd", "fused"} and min(row["model_steps_per_s"].values()) > 0
+    assert all(err["fused"] <= gpu_step.CHECK_ATOL for err in result["check_max_weight_difference"].values())

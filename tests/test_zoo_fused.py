@@ -112,9 +112,8 @@ def test_the_gpu_step_benchmark_runs_small_on_the_cpu(tmp_path):
     from benchmarks import gpu_step
 
     out = tmp_path / "gpu_step.json"
-    gpu_step.main(
-        ["--models", "8", "--activations", "relu,sine", "--model-steps", "40", "--rounds", "1", "--out", str(out)]
-    )
+    args = ["--models", "8", "--activations", "relu,sine", "--model-steps", "40", "--rounds", "1", "--out", str(out)]
+    gpu_step.main(args + ["--threads", str(torch.get_num_threads())])  # it sets torch's threads: keep the suite's
     result = json.loads(out.read_text())
     assert [(r["activation"], r["models"]) for r in result["rows"]] == [("relu", 8), ("sine", 8)]
     for row in result["rows"]:

@@ -6,7 +6,7 @@ import torch
 
 from netembed.config import FamilyConfig, ZooConfig
 from netembed.family import make_family
-from netembed.zoo import init_layers, lr_at, make_step, train_zoo
+from netembed.zoo import AutogradStep, init_layers, lr_at, make_step, train_zoo
 from netembed.zoo_fused import FusedStep
 
 ACTIVATIONS = ["relu", "leaky_relu", "tanh", "sine", "gelu"]
@@ -119,3 +119,21 @@ def test_the_gpu_step_benchmark_runs_small_on_the_cpu(tmp_path):
     for row in result["rows"]:
         assert set(row["model_steps_per_s"]) == {"autograd", "fused"} and min(row["model_steps_per_s"].values()) > 0
     assert all(err["fused"] <= gpu_step.CHECK_ATOL for err in result["check_max_weight_difference"].values())
+
+
+@pytest.mark.parametrize("activation", ["relu", "sine"])
+@pytest.mark.parametrize(("width", "depth", "batch", "d"), [(1, 1, 1, 1), (3, 6, 2, 2), (1, 4, 5, 3)])
+def test_the_fused_step_matches_autograd_at_edge_shapes(activation, width, depth, batch, d):
+    """Width 1, batch 1, six layers (the gradient buffers alternate), three inputs: step by step from one init."""
+    config = ZooConfig(models_per_function=2, width=width, depth=depth, activation=activation, batch_size=batch)
+    plain_layers, fused_layers = (init_layers(config, np.arange(4), input_dim=d) for _ in range(2))
+    plain, fused = AutogradStep(plain_layers, config), FusedStep(fused_layers, config, lr_at)
+    g = torch.Generator().manual_seed(1)
+    for step in range(1, 16):
+        x = torch.rand(batch, d, generator=g) * 2 - 1
+        y = torch.randn(4, batch, generator=g)
+        plain(x.squeeze(-1) if d == 1 else x, y, step)
+        fused(x.squeeze(-1) if d == 1 else x, y, step)
+    for (wa, ba), (wf, bf) in zip(plain_layers, fused_layers):  # measured: <= 2.4e-7 on these shapes
+        np.testing.assert_allclose(wf.numpy(), wa.detach().numpy(), rtol=0, atol=WEIGHT_ATOL)
+        np.testing.assert_allclose(bf.numpy(), ba.detach().numpy(), rtol=0, atol=WEIGHT_ATOL)

@@ -208,3 +208,16 @@ def test_two_small_families_are_the_recorded_ones():
     np.testing.assert_array_equal(sines.frequencies, SINES_SEED_0_B)
     polynomials = make_family(FamilyConfig(**POLYNOMIALS_SEED_0))
     np.testing.assert_array_equal(polynomials.coefficients, POLYNOMIALS_SEED_0_COEFFICIENTS)
+
+
+def test_the_loops_distance_is_each_familys_pairwise_distance():
+    """gradient_distances against the families' own pairwise distances (pairwise_rms, gradient_field_distances)."""
+    from netembed.family import pairwise_rms
+    from netembed.family_nd import gradient_field_distances
+    from netembed.variety import gradient_distances
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((5, 64))  # 1D derivatives (K, n)
+    np.testing.assert_allclose(gradient_distances(rows[:4], rows[4]), pairwise_rms(rows)[4, :4], rtol=1e-12)
+    fields = rng.standard_normal((5, 64, 3))  # gradient fields (K, n, d)
+    np.testing.assert_allclose(gradient_distances(fields[:4], fields[4]), gradient_field_distances(fields)[4, :4], rtol=1e-12)

@@ -51,6 +51,6 @@ def preflight_training(a) -> None:
             except ValueError as e:
                 raise CliError(f"--protocols: {e}") from None
     if getattr(a, "from_zoo", None) is None:
-        check_pipeline(family.n_functions, zoo, clozes)
+        check_pipeline(family.n_functions, zoo, clozes, shards=a.shards, shard_by=a.shard_by)  # sized per shard
     else:  # the zoo is loaded, not trained: only the embedders count
         check_pipeline(1, replace(zoo, models_per_function=2, steps=0), clozes)

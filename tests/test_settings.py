@@ -250,7 +250,7 @@ def test_app_widget_defaults_are_the_config_defaults(no_demo):
     zoo = widget_values(visit(no_demo, "zoo"))
     expected = {"zoo_m": z.models_per_function, "zoo_width": z.width, "zoo_depth": z.depth, "zoo_act": z.activation,
                 "zoo_steps": z.steps, "zoo_lr": z.lr, "zoo_seed": z.seed, "zoo_batch_size": z.batch_size,
-                "zoo_train_fraction": z.train_fraction, "zoo_fail_mse": z.fail_mse}  # fmt: skip
+                "zoo_train_fraction": z.train_fraction, "zoo_fail_relative_mse": z.fail_relative_mse}  # fmt: skip
     assert {k: zoo[k] for k in expected} == expected
     at = with_a_run_without_embedder(no_demo)
     emb = widget_values(visit(at, "embedder"))

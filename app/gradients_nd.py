@@ -10,8 +10,9 @@ import torch
 from app import state, widgets
 from netembed.cloze_task import GradientSource, draw_inputs, region_mask
 from netembed.plots_nd import model_vs_target_figure
+from netembed.region_map import region_map
 from netembed.region_plots import region_map_figure
-from netembed.regions import NotPiecewiseLinear, region_map
+from netembed.regions import NotPiecewiseLinear
 
 EXAMPLE_SEED = 0  # the cloze example's draw of inputs and mask
 DEFAULT_RATIO = 0.25  # the mask ratio when the run has no embedder (ClozeConfig's default)

@@ -33,7 +33,7 @@ from netembed.store import save_run  # noqa: E402
 FAMILY = FamilyConfig(kind="sines", n_functions=12, seed=0, sine_amplitude_min=0.5, sine_amplitude_max=10.0,
                       sine_frequency_min=0.5, sine_frequency_max=3.0, sine_phase=0.0)  # fmt: skip
 ZOO = ZooConfig(models_per_function=10, width=32, depth=2, activation="relu", steps=1500, batch_size=256, lr=1e-2,
-                seed=0, train_fraction=0.8, fail_mse=1e-2)  # fmt: skip
+                seed=0, train_fraction=0.8, fail_relative_mse=0.05)  # fmt: skip
 CLOZE = ClozeConfig(bottleneck=8, mask_ratio=0.5, mask_unit="section", n_inputs=64, n_freqs=8, d_model=64, n_heads=4,
                     n_layers=1, steps=600, models_per_batch=48, lr=3e-3, seed=0)  # fmt: skip
 SWEEP = dict(mask_ratios=(0.25, 0.5, 0.75), bottlenecks=(2, 4, 8), steps=300)

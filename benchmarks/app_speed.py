@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,16 +31,10 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from benchmarks.browser import free_port, launch_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ".js-plotly-plot"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -106,7 +99,7 @@ def stop(server: subprocess.Popen) -> None:
 
 def main() -> dict:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = launch_chromium(p)
         out, server, url = cold_start(browser, ROOT)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -135,7 +128,7 @@ def compare(rev: str, rounds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = launch_chromium(p)
         try:
             for i in range(rounds):
                 for name, code in (("before", Path(tmp)), ("after", ROOT)):

@@ -4,7 +4,7 @@ lightly trained with plain torch on a 2D function, relu and leaky relu.
 
     OMP_NUM_THREADS=1 python -m benchmarks.region_map [--points 100000] [--seeds 0,1,2] [--train-steps 1500]
 
-For each net: the exact region map from the weights (regions.region_map), then at uniform random
+For each net: the exact region map from the weights (region_map.region_map), then at uniform random
 points in [-1, 1]^2 the polygon each falls in (bucketed point-in-polygon, RegionMap.locate) against the
 point's own activation pattern from a float64 forward pass. Points closer than 1e-9 to a kink line
 (regions.boundary_distance, a lower bound on the distance to the region's edge) are counted apart:
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from netembed.regions import activation_patterns, boundary_distance, forward, region_map
+from netembed.region_map import region_map
+from netembed.regions import activation_patterns, boundary_distance, forward
 from netembed.zoo import activation_fn
 
 AMBIGUOUS = 1e-9  # points nearer than this to a kink line are counted apart

@@ -47,7 +47,7 @@ STUDIES = {
     "sines": dict(
         family=FamilyConfig(kind="sines", n_functions=36),
         # ReLU nets need width, depth and steps for 10 periods: measured rel. fit MSE <= 0.5% up to b ~ 9
-        zoo=ZooConfig(models_per_function=8, width=64, depth=3, steps=3000, lr=3e-3, batch_size=512, fail_mse=1.0),
+        zoo=ZooConfig(models_per_function=8, width=64, depth=3, steps=3000, lr=3e-3, batch_size=512),
         cloze=ClozeConfig(bottleneck=16, n_freqs=12, n_inputs=128),
         n_unseen=12,
     ),

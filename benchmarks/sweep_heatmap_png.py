@@ -12,11 +12,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from benchmarks.browser import launch_chromium
 from netembed.plots import PROBE_COLUMNS, sweep_figure
 from netembed.store import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         page_file = Path(tmp) / "heatmap.html"
         page_file.write_text(fig.to_html(include_plotlyjs=True, full_html=True))
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            browser = launch_chromium(pw)
             page = browser.new_page(viewport={"width": 660, "height": 440})
             page.goto(page_file.as_uri())
             page.wait_for_selector(".main-svg")

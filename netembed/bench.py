@@ -56,7 +56,7 @@ SUITE = (
           about="60 polynomials (degree 3-4) x 50 seeds; 20 functions held out"),
     Study("sines", FamilyConfig(kind="sines", n_functions=36),
           # ReLU nets need width, depth and steps for 10 periods (study_targets.py measured the fits)
-          ZooConfig(models_per_function=8, width=64, depth=3, steps=3000, lr=3e-3, batch_size=512, fail_mse=1.0),
+          ZooConfig(models_per_function=8, width=64, depth=3, steps=3000, lr=3e-3, batch_size=512),
           ClozeConfig(bottleneck=16, n_freqs=12, n_inputs=128, steps=1200), n_unseen=12,
           about="36 sines a*sin(b*x), a, b ~ U[0.5, 10] x 8 seeds; 12 functions held out"),
 )  # fmt: skip

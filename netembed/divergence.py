@@ -1,7 +1,7 @@
 """Divergence of zoo training: which models blew up, and when a whole zoo is unusable.
 
 Every model trains on its own loss (zoo.py), so a model whose loss blew up or became
-NaN/Inf is flagged `failed` (its fit error is far over `fail_mse`) without touching the others, and the embedder trains only on models that
+NaN/Inf is flagged `failed` (its fit error is far over `fail_relative_mse`) without touching the others, and the embedder trains only on models that
 did not fail. A zoo in which *every* model diverged holds nothing to study: that is the
 learning rate's fault, reported as a bad setting rather than saved as a run.
 """
@@ -52,7 +52,7 @@ def finite_median(values) -> float:
 
 def failed(zoo: Zoo) -> np.ndarray:
     """(n,) bool: the one meaning of "failed" in every message: the model did not fit its target (fit MSE on the
-    dense grid over config.fail_mse, or not finite) or it diverged. Diverged models are a subset the embedder
+    dense grid over config.fail_relative_mse of the target's variance, or not finite) or it diverged. Diverged models are a subset the embedder
     leaves out; the others failed to fit but still compute a function, so the embedder keeps them."""
     return np.asarray(zoo.failed, dtype=bool) | diverged(zoo)
 
@@ -67,8 +67,8 @@ def quality_note(zoo: Zoo) -> str | None:
     n_failed, n_diverged = int(failed(zoo).sum()), int(diverged(zoo).sum())
     if not n_failed:
         return None
-    text = (f"{n_failed} of {zoo.n_models} models failed to fit (fit MSE over {zoo.config.fail_mse:g} on the dense "
-            f"grid{', or diverged' if n_diverged else ''})")  # fmt: skip
+    text = (f"{n_failed} of {zoo.n_models} models failed to fit (fit MSE over {zoo.config.fail_relative_mse:g} of the "
+            f"target's variance on the dense grid{', or diverged' if n_diverged else ''})")  # fmt: skip
     if n_diverged:
         text += (f"; {n_diverged} of them diverged (loss blew up or became NaN/Inf) at lr {zoo.config.lr:g} "
                  "and are left out of the embedder")  # fmt: skip

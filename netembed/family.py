@@ -9,7 +9,8 @@ Naive coefficient sampling makes polynomials that all look alike (the seed noteb
 complaint), so members are drawn from random roots or Chebyshev coefficients, each is
 rescaled so its range on [-1, 1] is exactly [-1, 1], and every pair must differ in its
 *derivative* (a constant offset is invisible to input-gradients) by at least
-`min_derivative_distance`, measured as an RMS distance on a dense grid.
+`min_derivative_distance`, measured as an RMS distance on a dense grid (variety.py, the
+rejection loop every family shares).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from numpy.polynomial import chebyshev as C
 from numpy.polynomial import polynomial as P
 
 from .config import FamilyConfig
+from .variety import draw_distinct_members
 
 GRID_SIZE = 1025  # dense grid on [-1, 1] for normalisation and the variety check
 
@@ -121,37 +123,29 @@ def make_family(config: FamilyConfig):
 
 
 def make_polynomial_family(config: FamilyConfig) -> Family:
-    """Draw K members, resampling any member too close to an earlier one in derivative."""
+    """Draw K members, resampling any member too close to an earlier one in derivative (variety.py)."""
     rng = np.random.default_rng(config.seed)
     grid = dense_grid()
-    width = config.degree_max + 1
-    coefficients = np.zeros((config.n_functions, width))
+
+    def draw():
+        degree = int(rng.integers(config.degree_min, config.degree_max + 1))
+        c = _normalise(_sample_power_coefficients(degree, config.sampling, rng), grid)
+        if c is None:
+            return None
+        return (degree, c), P.polyval(grid, P.polyder(c))
+
+    def failure(found: int, closest: float) -> FamilyError:
+        return FamilyError(
+            f"could not draw {config.n_functions} functions whose derivatives differ by at least "
+            f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {found} found "
+            f"(closest rejected pair: {closest:.3g}). Lower the variety threshold (min_derivative_distance, --min-distance), ask for fewer "
+            f"functions, or allow higher degrees and more tries ({MANY_FUNCTIONS_HINT})."
+        )
+
+    members = draw_distinct_members(config.n_functions, draw, config.min_derivative_distance, config.max_tries, failure)
+    coefficients = np.zeros((config.n_functions, config.degree_max + 1))
     degrees = np.zeros(config.n_functions, dtype=np.int64)
-    derivs = np.zeros((config.n_functions, grid.size))
-    tries = 0
-    closest = np.inf
-    for k in range(config.n_functions):
-        while True:
-            tries += 1
-            if tries > config.max_tries:
-                raise FamilyError(
-                    f"could not draw {config.n_functions} functions whose derivatives differ by at least "
-                    f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {k} found "
-                    f"(closest rejected pair: {closest:.3g}). Lower the variety threshold (min_derivative_distance, --min-distance), ask for fewer "
-                    f"functions, or allow higher degrees and more tries ({MANY_FUNCTIONS_HINT})."
-                )
-            degree = int(rng.integers(config.degree_min, config.degree_max + 1))
-            c = _normalise(_sample_power_coefficients(degree, config.sampling, rng), grid)
-            if c is None:
-                continue
-            d = P.polyval(grid, P.polyder(c))
-            if k:
-                dist = np.sqrt(((derivs[:k] - d) ** 2).mean(1)).min()
-                if dist < config.min_derivative_distance:
-                    closest = min(closest, dist)
-                    continue
-            coefficients[k, : degree + 1] = c
-            degrees[k] = degree
-            derivs[k] = d
-            break
+    for k, (degree, c) in enumerate(members):
+        coefficients[k, : degree + 1] = c
+        degrees[k] = degree
     return Family(config=config, coefficients=coefficients, degrees=degrees)

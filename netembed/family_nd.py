@@ -25,6 +25,7 @@ import numpy as np
 
 from .config import FamilyConfig
 from .family import GRID_SIZE, FamilyError, dense_grid
+from .variety import draw_distinct_members
 
 N_BUMPS = 4
 SAMPLE_SIZE = 4096  # points of [-1, 1]^d (d > 1) for normalisation, the variety check and the zoo's fit check
@@ -125,36 +126,29 @@ def _draw_member(d: int, rng: np.random.Generator):
 
 def make_bump_family(config: FamilyConfig) -> BumpFamily:
     """Draw K members, rescale each to the range [-1, 1] on the sample points, resample any member whose
-    gradient field lies within min_derivative_distance of an earlier one's."""
+    gradient field lies within min_derivative_distance of an earlier one's (variety.py)."""
     d, k_total = config.input_dim, config.n_functions
     rng = np.random.default_rng(config.seed)
     points = sample_points(d)
-    amps, cents, wids = np.zeros((k_total, N_BUMPS)), np.zeros((k_total, N_BUMPS, d)), np.zeros((k_total, N_BUMPS))
-    offsets = np.zeros(k_total)
-    grads = np.zeros((k_total, len(points), d))
-    tries, closest = 0, np.inf
-    for k in range(k_total):
-        while True:
-            tries += 1
-            if tries > config.max_tries:
-                raise FamilyError(
-                    f"could not draw {k_total} bump functions whose gradient fields differ by at least "
-                    f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {k} found (closest "
-                    f"rejected pair: {closest:.3g}). Lower min_derivative_distance or ask for fewer functions."
-                )
-            a, c, s = _draw_member(d, rng)
-            value, disp = _bump_terms(points, a[None], c[None], s[None])
-            y = value.sum(1)[0]
-            lo, hi = y.min(), y.max()
-            if hi - lo < 1e-9:
-                continue
-            scale = 2.0 / (hi - lo)
-            g = -(value[..., None] * disp).sum(1)[0] * scale  # (n, d)
-            if k:
-                dist = np.sqrt(((grads[:k] - g) ** 2).sum(-1).mean(1)).min()
-                if dist < config.min_derivative_distance:
-                    closest = min(closest, dist)
-                    continue
-            amps[k], cents[k], wids[k], offsets[k], grads[k] = a * scale, c, s, -1.0 - lo * scale, g
-            break
+
+    def draw():
+        a, c, s = _draw_member(d, rng)
+        value, disp = _bump_terms(points, a[None], c[None], s[None])
+        y = value.sum(1)[0]
+        lo, hi = y.min(), y.max()
+        if hi - lo < 1e-9:
+            return None
+        scale = 2.0 / (hi - lo)
+        g = -(value[..., None] * disp).sum(1)[0] * scale  # (n, d)
+        return (a * scale, c, s, -1.0 - lo * scale), g
+
+    def failure(found: int, closest: float) -> FamilyError:
+        return FamilyError(
+            f"could not draw {k_total} bump functions whose gradient fields differ by at least "
+            f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {found} found (closest "
+            f"rejected pair: {closest:.3g}). Lower min_derivative_distance or ask for fewer functions."
+        )
+
+    members = draw_distinct_members(k_total, draw, config.min_derivative_distance, config.max_tries, failure)
+    amps, cents, wids, offsets = (np.array(part, dtype=np.float64) for part in zip(*members))  # (K, B), (K, B, d), (K, B), (K,)
     return BumpFamily(config=config, amplitudes=amps, centres=cents, widths=wids, offsets=offsets)

@@ -112,10 +112,14 @@ def estimate_zoo(n_functions: int, config: ZooConfig, device: str = "cpu") -> Es
     Measured against ru_maxrss (500-16000 models, width 16-128, batch 128-2048, both engines):
     1.3-4x the real peak, never below it.
     """
+    return estimate_models(n_functions * config.models_per_function, config, device)
+
+
+def estimate_models(n: int, config: ZooConfig, device: str = "cpu") -> Estimate:
+    """estimate_zoo for any number of models `n` trained by one train_zoo call (a whole zoo or one shard)."""
     from .zoo import DRAW_CHUNK, FIT_CHUNK, FIT_GRID  # imported here: store.py imports this module early
     from .zoo_kernel import why_unavailable
 
-    n = n_functions * config.models_per_function
     p = mlp_params(config)
     state = 4 * n * p * FLOAT  # weights, gradients and Adam's two moments
     # targets drawn DRAW_CHUNK steps ahead, gathered per model (measured: ~2 copies of (n, chunk, batch))
@@ -130,6 +134,26 @@ def estimate_zoo(n_functions: int, config: ZooConfig, device: str = "cpu") -> Es
     flops = 6.0 * n * p * config.batch_size * config.steps  # forward 2, backward 4 per weight and sample
     shape = f"1->{config.width}x{config.depth}->1"
     return Estimate(f"zoo of {n} models {shape}", memory, flops)
+
+
+def estimate_sharded_zoo(n_functions: int, config: ZooConfig, n_shards: int, by: str = "function",
+                         device: str = "cpu") -> Estimate:
+    """Peak memory and arithmetic of train_zoo_sharded (shards.py): the zoo as n_shards train_zoo calls.
+
+    Each shard is its own train_zoo call (one after another here, one task per worker on Ray), so the
+    training peak is the largest shard's; the finished shards' weights are kept until they are merged,
+    and the merge holds up to 3 copies of the whole zoo's weights (the shards, their concatenation, its
+    function-major reordering). The work is the whole zoo's. Not counted: several Ray workers on one
+    machine train shards at once, and their peaks add up.
+    """
+    from .shards import plan_shards  # imported here: shards.py imports store.py, which imports this module
+
+    n = n_functions * config.models_per_function
+    largest = max(len(s["tasks"]) * len(s["replicates"]) for s in plan_shards(n_functions, config, n_shards, by))
+    shard = estimate_models(largest, config, device)
+    kept = 3 * n * mlp_params(config) * FLOAT
+    whole = estimate_models(n, config, device)
+    return Estimate(f"{whole.what} in {n_shards} shards of up to {largest} models", shard.memory_bytes + kept, whole.flops)
 
 
 def estimate_cloze(n_models: int, config: ClozeConfig) -> Estimate:
@@ -169,10 +193,14 @@ def check_zoo(n_functions: int, config: ZooConfig, limits: Limits | None = None)
     return check(estimate_zoo(n_functions, config), limits)
 
 
-def check_pipeline(n_functions: int, zoo: ZooConfig, clozes: list[ClozeConfig] = (), limits=None) -> Estimate:
-    """A zoo then one embedder per cloze config (a `run` has one, a sweep several), as one job."""
+def check_pipeline(n_functions: int, zoo: ZooConfig, clozes: list[ClozeConfig] = (), limits=None, shards: int = 1,
+                   shard_by: str = "function") -> Estimate:
+    """A zoo then one embedder per cloze config (a `run` has one, a sweep several), as one job.
+
+    With shards > 1 the zoo is trained as that many shards (split by `shard_by`), sized per shard.
+    """
     n_models = n_functions * zoo.models_per_function
-    total = estimate_zoo(n_functions, zoo)
+    total = estimate_zoo(n_functions, zoo) if shards == 1 else estimate_sharded_zoo(n_functions, zoo, shards, shard_by)
     for c in clozes:
         total = total + estimate_cloze(n_models, c)
     if len(clozes) > 1:

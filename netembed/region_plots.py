@@ -1,6 +1,6 @@
 """The 2D region map as a plotly figure: one filled polygon per linear region, coloured by its pattern.
 
-Pure function of a regions.RegionMap, no streamlit. Like plots.py, no template or background is
+Pure function of a region_map.RegionMap, no streamlit. Like plots.py, no template or background is
 set, so the app's theme styles the figure; fills are mid-tone colours that read on light and dark.
 """
 
@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import plotly.graph_objects as go
 
-from .regions import RegionMap
+from .region_map import RegionMap
 
 EDGE = "rgba(128,128,128,0.7)"  # cell outlines: grey shows on both themes
 HATCH = "rgba(20,20,20,0.75)"  # the masked cells' hatching, drawn over their fill

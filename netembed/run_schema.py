@@ -72,7 +72,7 @@ def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
     A zoo.json with "parts" is a mixed zoo (mixed_zoo.py): each part is checked the same way."""
     if "parts" in meta:
         return mixed_zoo_from_tensors(tensors, meta)
-    config = from_dict(ZooConfig, meta.get("config"))
+    config = from_dict(ZooConfig, current_zoo_config(meta.get("config")))
     n_layers = config.depth + 1
     expected = set(ZOO_ARRAYS) | {f"layers.{i}.{p}" for i in range(n_layers) for p in "wb"}
     if set(tensors) != expected:
@@ -110,6 +110,15 @@ def zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict) -> Zoo:
         raise RunError(f"zoo.json: 'steps_done' must be a whole number in 0..{config.steps}, got {steps_done!r}")
     return Zoo(config=config, layers=layers, failed=tensors["failed"].numpy().astype(bool),
                seconds=float(seconds), steps_done=steps_done, **arrays)  # fmt: skip
+
+
+def current_zoo_config(data):
+    """A saved zoo config as ZooConfig reads it now. Runs saved before the failed flag became relative hold
+    `fail_mse`, an absolute MSE: it is dropped (fail_relative_mse takes its default) and the run's saved
+    `failed` flags stay as they were computed."""
+    if isinstance(data, dict) and "fail_mse" in data and "fail_relative_mse" not in data:
+        return {k: v for k, v in data.items() if k != "fail_mse"}
+    return data
 
 
 def mixed_zoo_from_tensors(tensors: dict[str, torch.Tensor], meta: dict):

@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import FamilyConfig
 from .family import GRID_SIZE, FamilyError, dense_grid, pairwise_rms
+from .variety import draw_distinct_members
 
 PARAMETER_NAMES = ("a", "b", "c")
 
@@ -75,27 +76,22 @@ class SineFamily:
 
 
 def make_sine_family(config: FamilyConfig) -> SineFamily:
-    """Draw K (a, b) pairs uniformly, resampling a member too close to an earlier one in derivative."""
+    """Draw K (a, b) pairs uniformly, resampling a member too close to an earlier one in derivative (variety.py)."""
     rng = np.random.default_rng(config.seed)
     grid = dense_grid()
-    a = np.zeros(config.n_functions)
-    b = np.zeros(config.n_functions)
-    derivs = np.zeros((config.n_functions, grid.size))
-    tries = 0
-    for k in range(config.n_functions):
-        while True:
-            tries += 1
-            if tries > config.max_tries:
-                raise FamilyError(
-                    f"could not draw {config.n_functions} sines whose derivatives differ by at least "
-                    f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {k} found. "
-                    "Lower min_derivative_distance, widen the amplitude/frequency ranges or ask for fewer functions."
-                )
-            ak = rng.uniform(config.sine_amplitude_min, config.sine_amplitude_max)
-            bk = rng.uniform(config.sine_frequency_min, config.sine_frequency_max)
-            d = np.pi * ak * bk * np.cos(bk * np.pi * grid + config.sine_phase)
-            if k and np.sqrt(((derivs[:k] - d) ** 2).mean(1)).min() < config.min_derivative_distance:
-                continue
-            a[k], b[k], derivs[k] = ak, bk, d
-            break
+
+    def draw():
+        ak = rng.uniform(config.sine_amplitude_min, config.sine_amplitude_max)
+        bk = rng.uniform(config.sine_frequency_min, config.sine_frequency_max)
+        return (ak, bk), np.pi * ak * bk * np.cos(bk * np.pi * grid + config.sine_phase)
+
+    def failure(found: int, closest: float) -> FamilyError:
+        return FamilyError(
+            f"could not draw {config.n_functions} sines whose derivatives differ by at least "
+            f"{config.min_derivative_distance:g} (RMS) in {config.max_tries} tries; only {found} found. "
+            "Lower min_derivative_distance, widen the amplitude/frequency ranges or ask for fewer functions."
+        )
+
+    members = draw_distinct_members(config.n_functions, draw, config.min_derivative_distance, config.max_tries, failure)
+    a, b = np.array(members, dtype=np.float64).reshape(-1, 2).T  # (K,) each
     return SineFamily(config=config, amplitudes=a, frequencies=b)

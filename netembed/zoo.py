@@ -49,7 +49,7 @@ class Zoo:
     loss_curves: np.ndarray  # (n, n_logged) training MSE, averaged over each logging window
     log_steps: np.ndarray  # (n_logged,) the step each loss_curves column ends at
     fit_mse: np.ndarray  # (n,) MSE against the target on a dense held-out grid
-    failed: np.ndarray  # (n,) bool: diverged (NaN/Inf) or fit_mse > config.fail_mse
+    failed: np.ndarray  # (n,) bool: diverged (NaN/Inf) or fit_mse / target variance > config.fail_relative_mse
     seconds: float = 0.0  # wall time of training
     steps_done: int = 0  # < config.steps when training was stopped early
     engine: str = ""  # which training step ran: "kernel", "fused" or "autograd" (see make_step)
@@ -323,7 +323,8 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
 
 
 def fit_errors(zoo: Zoo, family) -> tuple[np.ndarray, np.ndarray]:
-    """Each model's MSE against its target on the dense grid, and the failed flag."""
+    """Each model's MSE against its target on the dense grid, and the failed flag: the MSE is not finite or is
+    over config.fail_relative_mse of the target's variance on the grid (a target of 10x the scale may miss by 10x)."""
     grid = dense_grid(FIT_GRID)
     if zoo.input_dim > 1:  # the family's fixed sample of [-1, 1]^d (family_nd.py) stands in for the grid
         from .family_nd import sample_points
@@ -338,5 +339,7 @@ def fit_errors(zoo: Zoo, family) -> tuple[np.ndarray, np.ndarray]:
             chunk = [(w[lo : lo + FIT_CHUNK], b[lo : lo + FIT_CHUNK]) for w, b in zoo.layers]
             outputs.append(mlp_forward(chunk, x, zoo.config.activation).double().cpu().numpy())
     mse = ((np.concatenate(outputs) - target) ** 2).mean(1)
-    failed = ~np.isfinite(mse) | (mse > zoo.config.fail_mse)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a flat target: any miss is infinitely relative, 0/0 is no fail
+        relative = mse / target.var(1)  # (n,)
+    failed = ~np.isfinite(mse) | (relative > zoo.config.fail_relative_mse)
     return mse, failed

@@ -179,7 +179,7 @@ def test_bug5_save_updates_the_sidebar_at_once(private_runs_folder):
 
 def test_bug6_most_models_failing_to_fit_is_a_warning_not_a_success():
     at = fresh()
-    job = start_zoo(at, k=2, zoo_fail_mse=1e-9)  # no model fits this well in 60 steps: every one fails
+    job = start_zoo(at, k=2, zoo_fail_relative_mse=1e-9)  # no model fits this well in 60 steps: every one fails
     settle(at, job)
     assert not any("finished" in s.value for s in at.success), "no green banner over a zoo that failed"
     warnings = " ".join(w.value for w in at.warning)

@@ -1,22 +1,18 @@
-"""End to end in a real browser: the server as a subprocess, Playwright driving Debian's chromium.
+"""End to end in a real browser: the server as a subprocess, Playwright driving Debian's chromium
+(both started by benchmarks/browser.py, shared with the screenshot scripts).
 
 Fails (never skips) when chromium is missing: CI installs it (`.ci/run`). Screenshots go to
 a temporary folder, or to $NETEMBED_SCREENSHOTS when set (how assets/screenshots/ were made).
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+from benchmarks.browser import ROOT, dashboard, launch_chromium
+
 PAGES = {  # url path -> title on the page ("" is the default page, Family)
     "": "Family of target functions",
     "zoo": "Zoo of trained networks",
@@ -34,48 +30,16 @@ PLOTS_DRAWN = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "NETEMBED_WARM_UMAP": "0", "NETEMBED_RUNS_DIR": str(tmp_path_factory.mktemp("runs"))}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120  # a loaded machine may take a while
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
-            time.sleep(0.3)
+    with dashboard(tmp_path_factory.mktemp("runs")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                              "--no-first-run"])  # fmt: skip
+        b = launch_chromium(p)  # fails (never skips) when chromium is missing
         yield b
         b.close()
 

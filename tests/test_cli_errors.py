@@ -167,7 +167,7 @@ def test_an_unexpected_error_is_one_line_unless_asked_for_the_traceback(cli, mon
     def boom(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("netembed.cli.make_family", boom)
+    monkeypatch.setattr("netembed.cli_zoo.make_family", boom)
     rc, err, _ = cli(["zoo", *TINY, "--out", str(tmp_path / "out")])
     assert rc == 1 and "unexpected ZeroDivisionError: a bug" in err and len(err.strip().splitlines()) == 1
     monkeypatch.setenv("NETEMBED_TRACEBACK", "1")

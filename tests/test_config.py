@@ -28,7 +28,7 @@ BAD = [
     (ZooConfig, "lr", 0.0), (ZooConfig, "lr", -1e-3), (ZooConfig, "lr", 1e3), (ClozeConfig, "lr", 0.0),
     # NaN / Inf anywhere a number goes
     *[(c, f, v) for c, f in [(FamilyConfig, "min_derivative_distance"), (ZooConfig, "lr"), (ZooConfig, "train_fraction"),
-                            (ZooConfig, "fail_mse"), (ClozeConfig, "mask_ratio"), (ClozeConfig, "lr")]
+                            (ZooConfig, "fail_relative_mse"), (ClozeConfig, "mask_ratio"), (ClozeConfig, "lr")]
       for v in (NAN, INF, -INF)],
     *[(c, f, v) for c, f in [(FamilyConfig, "n_functions"), (ZooConfig, "width"), (ZooConfig, "steps"),
                             (ClozeConfig, "bottleneck"), (ClozeConfig, "n_inputs")] for v in (NAN, INF)],

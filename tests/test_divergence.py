@@ -34,6 +34,52 @@ def test_a_nan_model_leaves_the_others_outputs_gradients_and_sections_unchanged(
     np.testing.assert_array_equal(s.gradient(x)[others], s_clean.gradient(x)[others])
 
 
+class ScaledFamily:
+    """A family's members times `factor` (all fit_errors asks of a family is values)."""
+
+    def __init__(self, family, factor: float):
+        self.family, self.factor = family, factor
+
+    def values(self, x):
+        return self.factor * self.family.values(x)
+
+
+def test_the_failed_flag_is_relative_to_the_targets_variance(tiny_family, tiny_zoo):
+    """A model 10x the scale on a target 10x the scale misses by 100x the MSE and is judged the same; the flags
+    are those of a slow reference (each model's MSE over its own target's variance on the grid)."""
+    from dataclasses import replace
+
+    mse, _ = fit_errors(tiny_zoo, tiny_family)
+    target = tiny_family.values(np.linspace(-1, 1, zoo_module.FIT_GRID))  # (K, grid): the dense grid of fit_errors
+    relative = np.array([mse[i] / np.var(target[k]) for i, k in enumerate(tiny_zoo.task_ids)])
+    ranked = np.sort(relative)
+    middle = len(ranked) // 2
+    assert ranked[middle] > 1.01 * ranked[middle - 1]  # a threshold between them is far from both (no rounding tie)
+    threshold = float(np.sqrt(ranked[middle - 1] * ranked[middle]))  # half the models fail: neither side is empty
+    zoo = Zoo(**{**tiny_zoo.__dict__, "config": replace(tiny_zoo.config, fail_relative_mse=threshold)})
+    _, failed = fit_errors(zoo, tiny_family)
+    np.testing.assert_array_equal(failed, relative > threshold)
+    assert 0 < failed.sum() < zoo.n_models
+    w, b = zoo.layers[-1]
+    scaled = Zoo(**{**zoo.__dict__, "layers": [*zoo.layers[:-1], (10 * w, 10 * b)]})
+    mse_scaled, failed_scaled = fit_errors(scaled, ScaledFamily(tiny_family, 10.0))
+    np.testing.assert_allclose(mse_scaled, 100 * mse, rtol=1e-4)
+    np.testing.assert_array_equal(failed_scaled, failed)
+
+
+def test_a_flat_target_fails_any_miss_and_not_a_perfect_fit(tiny_family):
+    """The relative error of a constant target (variance 0): any miss is infinitely relative; 0 / 0 is no failure."""
+    zoo = random_zoo(n_functions=1, models_per_function=2, width=4)
+    layers = [(w.clone(), b.clone()) for w, b in zoo.layers]
+    layers[-1][0].zero_()
+    layers[-1][1][0] = 0.0  # model 0 outputs exactly 0 everywhere
+    layers[-1][1][1] = 0.5  # model 1 outputs 0.5 everywhere
+    flat = ScaledFamily(tiny_family, 0.0)  # every member is the zero function
+    mse, failed = fit_errors(Zoo(**{**zoo.__dict__, "layers": layers}), flat)
+    np.testing.assert_array_equal(mse, [0.0, 0.25])
+    np.testing.assert_array_equal(failed, [False, True])
+
+
 def test_fit_errors_flag_only_the_nan_model():
     family, clean = random_run_parts(n_functions=2, models_per_function=4, width=8)
     mse, failed = fit_errors(with_nan_model(clean, BAD), family)

@@ -18,6 +18,7 @@ from netembed.limits import (
     check_pipeline,
     check_zoo,
     estimate_cloze,
+    estimate_sharded_zoo,
     estimate_zoo,
     mlp_params,
 )
@@ -74,6 +75,43 @@ def test_a_sweep_adds_work_and_takes_the_largest_memory():
     assert sweep.flops == pytest.approx(sum(p.flops for p in parts))
     assert sweep.memory_bytes == max(p.memory_bytes for p in parts)
     assert sweep.flops > one.flops and "sweep" in sweep.what
+
+
+@pytest.mark.parametrize("by, n_shards, largest", [("function", 3, (4, 100)), ("seed", 3, (10, 34)), ("seed", 50, (10, 2))])
+def test_a_sharded_zoo_is_sized_per_shard(by, n_shards, largest):
+    """10 functions x 100 seeds in uneven shards (4+3+3 functions, 34+33+33 seeds): the largest shard's training
+    peak (as a zoo of its own) plus the whole zoo's weights kept for the merge (3 copies); the whole zoo's work."""
+    zoo = ZooConfig(models_per_function=100)
+    functions, seeds = largest
+    shard = estimate_zoo(functions, replace(zoo, models_per_function=seeds))
+    whole = estimate_zoo(10, zoo)
+    sharded = estimate_sharded_zoo(10, zoo, n_shards, by)
+    kept = 3 * 1000 * mlp_params(zoo) * 4  # float32 weights of the whole zoo
+    assert sharded.memory_bytes == shard.memory_bytes + kept
+    assert sharded.memory_bytes < whole.memory_bytes and sharded.flops == whole.flops
+    assert f"in {n_shards} shards of up to {functions * seeds} models" in sharded.what
+
+
+def test_a_zoo_too_big_for_one_process_passes_in_shards(tmp_path, monkeypatch):
+    """check_pipeline and the command line's preflight size the zoo per shard when --shards > 1."""
+    from netembed.cli import build_parser, preflight
+
+    zoo = ZooConfig(models_per_function=1000)
+    whole, two, sharded = estimate_zoo(10, zoo), estimate_sharded_zoo(10, zoo, 2, "seed"), estimate_sharded_zoo(10, zoo, 10)
+    assert sharded.memory_bytes < two.memory_bytes < whole.memory_bytes  # here ~0.6, 1.3 and 2 GiB
+    limit = (sharded.memory_bytes + two.memory_bytes) // 2  # ten shards fit, two do not, nor the whole zoo
+    between = replace(ROOMY, max_memory_bytes=limit)
+    with pytest.raises(ResourceError, match="zoo of 10000 models"):
+        check_pipeline(10, zoo, [], between)
+    assert check_pipeline(10, zoo, [], between, shards=10).memory_bytes == sharded.memory_bytes
+    monkeypatch.setenv("NETEMBED_MAX_MEMORY_MB", str(limit / 2**20))
+    monkeypatch.setenv("NETEMBED_MAX_HOURS", "1000")
+    args = ["zoo", "--functions", "10", "--models-per-function", "1000", "--out", str(tmp_path / "o")]
+    with pytest.raises(ResourceError, match="NETEMBED_MAX_MEMORY_MB"):
+        preflight(build_parser().parse_args(args))
+    preflight(build_parser().parse_args([*args, "--shards", "10"]))  # no error: each shard fits
+    with pytest.raises(ResourceError, match="in 2 shards of up to 5000 models"):  # two shards are still too big
+        preflight(build_parser().parse_args([*args, "--shards", "2", "--shard-by", "seed"]))
 
 
 def test_limits_come_from_the_environment(monkeypatch):

@@ -127,7 +127,7 @@ def test_siren_init_folds_omega_into_the_weights():
 def test_sine_networks_fit_sines(family):
     """SIREN-style models fit DWSNets-like sines that ReLU models of the same size do not (measured: sine fit MSE
     1.6e-4 vs relu 14 at 5 functions x 4 seeds, 1000 steps; this 3 x 2 zoo at 600 steps: median 4.0e-4 to 5.3e-4
-    over zoo seeds 0-3, so the bound 1e-2 (fail_mse) leaves a 20x margin)."""
+    over zoo seeds 0-3, so the bound 1e-2 leaves a 20x margin)."""
     sines = make_family(FamilyConfig(kind="sines", n_functions=3, seed=0))
     zoo = train_zoo(sines, ZooConfig(models_per_function=2, activation="sine", steps=600, seed=0))
     assert np.median(zoo.fit_mse) < 1e-2

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from random_nets import random_layers
 
+from netembed.region_map import region_map
 from netembed.region_plots import pattern_colour, region_map_figure
-from netembed.regions import region_map
 
 
 @pytest.fixture(scope="module")

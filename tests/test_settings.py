@@ -160,7 +160,8 @@ def test_the_sweep_grid_of_the_command_line_is_the_declared_one():
 
 def test_cli_defaults_are_the_config_defaults():
     a = build_parser().parse_args(["run", "--out", "x"])
-    from netembed.cli import cloze_config, family_config, zoo_config
+    from netembed.cli_run import cloze_config
+    from netembed.cli_zoo import family_config, zoo_config
 
     assert (family_config(a), zoo_config(a), cloze_config(a)) == (FamilyConfig(), ZooConfig(), ClozeConfig())
 
@@ -207,7 +208,7 @@ def zoo_config_with_weight_decay():
 
 
 def test_a_setting_added_to_a_config_reaches_the_real_command_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("netembed.cli.ZooConfig", zoo_config_with_weight_decay())
+    monkeypatch.setattr("netembed.cli_zoo.ZooConfig", zoo_config_with_weight_decay())
     zoo_help = subcommands()["zoo"].format_help()
     assert "--weight-decay" in zoo_help and "AdamW weight decay" in " ".join(zoo_help.split())
     assert main(["zoo", "--weight-decay", "2", "--out", str(tmp_path / "o")]) == 2
@@ -249,7 +250,7 @@ def test_app_widget_defaults_are_the_config_defaults(no_demo):
     zoo = widget_values(visit(no_demo, "zoo"))
     expected = {"zoo_m": z.models_per_function, "zoo_width": z.width, "zoo_depth": z.depth, "zoo_act": z.activation,
                 "zoo_steps": z.steps, "zoo_lr": z.lr, "zoo_seed": z.seed, "zoo_batch_size": z.batch_size,
-                "zoo_train_fraction": z.train_fraction, "zoo_fail_mse": z.fail_mse}  # fmt: skip
+                "zoo_train_fraction": z.train_fraction, "zoo_fail_relative_mse": z.fail_relative_mse}  # fmt: skip
     assert {k: zoo[k] for k in expected} == expected
     at = with_a_run_without_embedder(no_demo)
     emb = widget_values(visit(at, "embedder"))

@@ -73,3 +73,19 @@ def test_run_names_cannot_escape_the_runs_folder(tmp_path, name):
 
 def test_good_run_names_resolve_inside(tmp_path):
     assert run_path(tmp_path, "zoo-10x50_v1.2") == (tmp_path / "zoo-10x50_v1.2").resolve()
+
+
+def test_a_zoo_saved_with_the_absolute_fail_mse_still_loads(tiny_zoo):
+    """Runs saved before the failed flag became relative (fail_relative_mse) hold fail_mse in zoo.json (the bundled
+    demo run does): it loads with the default relative threshold and its saved failed flags unchanged."""
+    from netembed.config import ConfigError, ZooConfig
+    from netembed.run_schema import zoo_from_tensors, zoo_tensors
+
+    tensors, meta = zoo_tensors(tiny_zoo)
+    tensors["failed"] = torch.as_tensor(np.arange(tiny_zoo.n_models) % 3 == 0).to(torch.uint8)  # flags as saved
+    old = {k: v for k, v in meta["config"].items() if k != "fail_relative_mse"}
+    zoo = zoo_from_tensors(tensors, {**meta, "config": {**old, "fail_mse": 1e-2}})
+    assert zoo.config == tiny_zoo.config and zoo.config.fail_relative_mse == ZooConfig().fail_relative_mse
+    np.testing.assert_array_equal(zoo.failed, np.arange(tiny_zoo.n_models) % 3 == 0)
+    with pytest.raises(ConfigError, match="no setting"):  # anything else unknown is still refused
+        zoo_from_tensors(tensors, {**meta, "config": {**meta["config"], "fail_msee": 1e-2}})

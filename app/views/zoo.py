@@ -90,7 +90,7 @@ else:
     m2.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off", delta_arrow="off")
 m3.metric("Median fit MSE", "n/a" if health["fit_mse_median"] is None else f"{health['fit_mse_median']:.2e}")
 m4.metric("Failed", f"{health['n_failed']}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
-          delta_arrow="off", help=f"fit MSE over {c.fail_mse:g} on the dense grid, or diverged")  # fmt: skip
+          delta_arrow="off", help=f"fit MSE over {c.fail_relative_mse:g} of the target's variance on the dense grid, or diverged")  # fmt: skip
 note = quality_note(zoo)
 if note and (mostly_failed(zoo) or health["n_diverged"]):
     st.warning(note)

@@ -195,6 +195,17 @@ def config_choice(cls, name: str, key: str, label: str, base=None, **kw):
     return choice(label, key, list(s["choices"]), default, help=s["help"], **kw)
 
 
+def config_multi(cls, name: str, key: str, label: str, default: list, options=None, **kw) -> list:
+    """A multiselect of several values of the setting `cls.name` (e.g. the widths of a mixed zoo's
+    architectures): the declared choices, or for a number the `options` the page offers that the declaration
+    allows (its bounds); help from the declaration. Kept in the URL as a comma-separated list."""
+    s = spec(cls, name)
+    offered = list(s["choices"]) if s["kind"] is str else [v for v in options if _fits(s, v)]
+    if not offered:
+        raise ValueError(f"none of the options {options} fits the declared {name}")
+    return multi(label, key, offered, [v for v in default if v in offered], help=help_text(s), **kw)
+
+
 def config_range(cls, lo_name: str, hi_name: str, key: str, label: str, base=None, **kw) -> tuple[int, int]:
     """One range slider for two int settings (e.g. degree_min, degree_max), bounds from their declarations."""
     lo, hi = spec(cls, lo_name), spec(cls, hi_name)

@@ -103,6 +103,33 @@ def zoo_frame(zoo: Zoo) -> pd.DataFrame:
     })  # fmt: skip
 
 
+# zoo_frame's columns as a reader (and the CSV download) sees them: what each is, with its units
+ZOO_HEADERS = {"model": "model id", "architecture": "architecture (width x depth: activation)",
+               "function": "target function", "replicate": "seed index", "init seed": "init seed",
+               "split": "split", "fit_mse": "fit MSE vs target (output units², dense grid)",
+               "failed": "failed (over fail MSE or diverged)"}  # fmt: skip
+
+
+def architecture_frame(zoo) -> pd.DataFrame:
+    """One row per architecture of a mixed zoo (mixed_zoo.py): its models, steps, engine and fit."""
+    import pandas as pd
+
+    rows = []
+    for part in zoo.parts:
+        mse, bad = part.fit_mse, failed(part)
+        finite = mse[np.isfinite(mse)]
+        rows.append({
+            "architecture": f"{part.config.width}x{part.config.depth}:{part.config.activation}",
+            "models": part.n_models,
+            "steps done": f"{part.steps_done}/{part.config.steps}",
+            "median fit MSE (output units²)": float(np.median(finite)) if finite.size else float("nan"),
+            "worst fit MSE (output units²)": float(finite.max()) if finite.size else float("nan"),
+            "failed": int(bad.sum()),
+            "train seconds": round(float(part.seconds), 1),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- gradients
 
 

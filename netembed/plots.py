@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from .divergence import failed
 from .family import Family
 from .gradients import LineSections, input_gradients
+from .plot_toolbar import toolbar
 from .zoo import Zoo
 
 if TYPE_CHECKING:  # pandas (about 0.5 s to import) is loaded by the tables that use it: the first page draws none
@@ -34,7 +35,7 @@ def function_colour(k: int) -> str:
 def _layout(fig: go.Figure, title: str | None = None, height: int = 420) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
                       legend=dict(itemsizing="constant"), hovermode="closest")  # fmt: skip
-    return fig
+    return toolbar(fig)
 
 
 # ---------------------------------------------------------------- family

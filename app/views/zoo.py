@@ -127,16 +127,19 @@ zoo = run.zoo
 st.subheader(f"The zoo of {state.label(state.choice())}")
 c = zoo.config
 health = zoo_report(zoo)
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Models", f"{zoo.n_models}", f"{run.family.n_functions} functions x {c.models_per_function}",
-          delta_color="off", delta_arrow="off")  # fmt: skip
+row = st.container(horizontal=True, gap="large")  # each metric as wide as its value: they wrap, never cut short
+row.metric("Models", f"{zoo.n_models}", f"{run.family.n_functions} functions x {c.models_per_function}",
+           delta_color="off", delta_arrow="off", width="content")  # fmt: skip
 if hasattr(zoo, "architectures"):  # a mixed zoo (mixed_zoo.py): its architectures, the table says whose is whose
-    m2.metric("Networks", f"{len(zoo.parts)} architectures", ", ".join(zoo.labels), delta_color="off", delta_arrow="off")
+    row.metric("Networks", f"{len(zoo.parts)} architectures", ", ".join(zoo.labels), delta_color="off",
+               delta_arrow="off", width="content")  # fmt: skip
 else:
-    m2.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off", delta_arrow="off")
-m3.metric("Median fit MSE", "n/a" if health["fit_mse_median"] is None else f"{health['fit_mse_median']:.2e}")
-m4.metric("Failed", f"{health['n_failed']}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
-          delta_arrow="off", help=f"fit MSE over {c.fail_mse:g} on the dense grid, or diverged")  # fmt: skip
+    row.metric("Network", f"1-{'-'.join([str(c.width)] * c.depth)}-1", c.activation, delta_color="off",
+               delta_arrow="off", width="content")  # fmt: skip
+row.metric("Median fit MSE", "n/a" if health["fit_mse_median"] is None else f"{health['fit_mse_median']:.2e}",
+           width="content")  # fmt: skip
+row.metric("Failed", f"{health['n_failed']}", f"{zoo.steps_done}/{c.steps} steps", delta_color="off",
+           delta_arrow="off", help=f"fit MSE over {c.fail_mse:g} on the dense grid, or diverged", width="content")  # fmt: skip
 note = quality_note(zoo)
 if note and (mostly_failed(zoo) or health["n_diverged"]):
     st.warning(note)
@@ -153,19 +156,18 @@ if hasattr(zoo, "parts"):  # a mixed zoo: the fit of each architecture, then eve
 
 table = zoo_frame(zoo)
 mixed_run = "architecture" in table
-columns = st.columns([2, 3, 2, 1] if mixed_run else [3, 2, 1], vertical_alignment="bottom")
-f1, f2, f3 = columns[-3:]
+f1, f2 = st.columns(2) if mixed_run else (st.container(), None)  # pickers; split and failed-only below them
 if mixed_run:
-    with columns[0]:
+    with f2:
         architectures = widgets.multi("Architectures", "zoo_filter_arch", list(zoo.labels), [],
                                       placeholder="all architectures")  # fmt: skip
 with f1:
     functions = widgets.multi("Functions", "zoo_filter_functions", sorted(set(table.function.tolist())), [],
                               fmt=lambda k: f"f{k}", placeholder="all functions")  # fmt: skip
-with f2:
-    split = widgets.choice("Split", "zoo_filter_split", ["all", "train", "held-out"], "all", horizontal=True)
-with f3:
-    failed_only = widgets.toggle("Failed only", "zoo_filter_failed", False)
+with st.container(horizontal=True, gap="large", vertical_alignment="bottom"):
+    split = widgets.choice("Split", "zoo_filter_split", ["all", "train", "held-out"], "all", horizontal=True,
+                           width="content")  # fmt: skip
+    failed_only = widgets.toggle("Failed only", "zoo_filter_failed", False, width="content")
 keep = np.ones(len(table), dtype=bool)
 if mixed_run and architectures:
     keep &= table.architecture.isin(architectures).to_numpy()

@@ -26,9 +26,9 @@ def choose_mixed(at: AppTest, steps: int = 60) -> AppTest:
     at.number_input(key="fam_k").set_value(2).run()
     visit(at, "zoo")
     at.toggle(key="zoo_mixed").set_value(True).run()
-    at.multiselect(key="zoo_widths").set_value([8])
-    at.multiselect(key="zoo_depths").set_value([1, 2])
-    at.multiselect(key="zoo_acts").set_value(["relu", "sine"])
+    at.pills(key="zoo_widths").set_value([8])
+    at.pills(key="zoo_depths").set_value([1, 2])
+    at.pills(key="zoo_acts").set_value(["sine", "relu"])  # picked in any order: the declared order in the zoo
     at.number_input(key="zoo_m").set_value(2)
     at.number_input(key="zoo_steps").set_value(steps).run()
     assert not at.error, [e.value for e in at.error]
@@ -115,16 +115,16 @@ def test_a_link_keeps_the_architectures_chosen():
     at = choose_mixed(fresh())
     link = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert link["zoo_mixed"] == "1" and link["zoo_widths"] == "8" and link["zoo_depths"] == "1,2"
-    assert link["zoo_acts"] == "relu,sine"
+    assert link["zoo_acts"] == "sine,relu"
     other = AppTest.from_file(MAIN, default_timeout=TIMEOUT)  # a colleague opens the link
     for k, v in link.items():
         other.query_params[k] = v
     other.run()
     visit(other, "zoo")
     assert other.toggle(key="zoo_mixed").value is True
-    assert other.multiselect(key="zoo_widths").value == [8]
-    assert other.multiselect(key="zoo_depths").value == [1, 2]
-    assert other.multiselect(key="zoo_acts").value == ["relu", "sine"]
+    assert other.pills(key="zoo_widths").value == [8]
+    assert other.pills(key="zoo_depths").value == [1, 2]
+    assert other.pills(key="zoo_acts").value == ["sine", "relu"]
     assert any(f"--architectures {ARCHS}" in c.value for c in other.caption)
 
 
@@ -134,8 +134,8 @@ def test_a_width_outside_the_declared_bounds_in_a_link_falls_back_and_an_empty_c
     at.query_params["zoo_widths"] = "8,99999"  # 99999 is not offered (nor within width's declared 1..4096)
     at.run()
     visit(at, "zoo")
-    assert at.multiselect(key="zoo_widths").value == [16, 32], "a bad link falls back to the defaults"
-    at.multiselect(key="zoo_acts").set_value([]).run()
+    assert at.pills(key="zoo_widths").value == [16, 32], "a bad link falls back to the defaults"
+    at.pills(key="zoo_acts").set_value([]).run()
     assert [e.value for e in at.error] == ["choose at least one activation for the mixed zoo"]
     assert not any(b.label.startswith("Train zoo") for b in at.button), "nothing to train without an activation"
 

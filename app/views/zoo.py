@@ -7,7 +7,7 @@ from app import family_ui, state, widgets
 from app.history import HistoryFull, zoo_name
 from app.jobs import mixed_zoo_job, zoo_job
 from app.jobs_ui import job_panel
-from netembed.config import ConfigError, FamilyConfig, MixedZooConfig, ZooConfig
+from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, MixedZooConfig, ZooConfig
 from netembed.divergence import mostly_failed, quality_note, zoo_report
 from netembed.family import FamilyError
 from netembed.limits import check_zoo, estimate_zoo
@@ -30,16 +30,13 @@ def architectures_ui(shown) -> str:
     widths = sorted({c.width for c in parts}) or [16, 32]
     depths = sorted({c.depth for c in parts}) or [2]
     activations = sorted({c.activation for c in parts}) or ["relu", "sine"]
-    c1, c2, c3 = st.columns([2, 2, 3])
-    with c1:
-        widths = widgets.config_multi(ZooConfig, "width", "zoo_widths", "Widths", widths, WIDTHS)
-    with c2:
-        depths = widgets.config_multi(ZooConfig, "depth", "zoo_depths", "Depths", depths, DEPTHS)
-    with c3:
-        activations = widgets.config_multi(ZooConfig, "activation", "zoo_acts", "Activations", activations)
+    widths = widgets.config_multi(ZooConfig, "width", "zoo_widths", "Widths", widths, WIDTHS)
+    depths = widgets.config_multi(ZooConfig, "depth", "zoo_depths", "Depths", depths, DEPTHS)
+    activations = widgets.config_multi(ZooConfig, "activation", "zoo_acts", "Activations", activations)
     for name, chosen in (("width", widths), ("depth", depths), ("activation", activations)):
         if not chosen:
             raise ConfigError(f"choose at least one {name} for the mixed zoo")
+    activations = [a for a in ACTIVATIONS if a in activations]  # the declared order, whatever order they were picked
     text = ",".join(f"{w}x{d}:{a}" for w in sorted(widths) for d in sorted(depths) for a in activations)
     return MixedZooConfig(architectures=text).architectures  # checked as the command line checks it
 
@@ -53,12 +50,13 @@ def zoo_ui(base: ZooConfig, mixed: bool) -> ZooConfig:
         m = widgets.config_number(ZooConfig, "models_per_function", "zoo_m", "Models per function M", base)
         if not mixed:
             width = widgets.config_number(ZooConfig, "width", "zoo_width", "Width", base)
-    with c2:
-        if not mixed:
+    if not mixed:
+        with c2:
             depth = widgets.config_number(ZooConfig, "depth", "zoo_depth", "Depth", base)
             activation = widgets.config_choice(ZooConfig, "activation", "zoo_act", "Activation", base)
-    with c3:
+    with c3 if not mixed else c2:  # a mixed zoo has no width, depth or activation here: no empty column
         steps = widgets.config_number(ZooConfig, "steps", "zoo_steps", "Steps", base, step=100)
+    with c3:
         lr = widgets.config_number(ZooConfig, "lr", "zoo_lr", "Learning rate", base, step=1e-3, format="%.1e")
     with c4:
         seed = widgets.config_number(ZooConfig, "seed", "zoo_seed", "Seed", base)

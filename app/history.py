@@ -52,7 +52,8 @@ def zoo_name(run: Run) -> str:
     a mixed zoo (mixed_zoo.py) how many architectures it holds ('poly-K10 · 4 archs · M20 · ...')."""
     c = run.zoo.config
     steps = f"{run.zoo.steps_done}" if run.zoo.steps_done == c.steps else f"{run.zoo.steps_done}/{c.steps}"
-    archs = f" · {len(run.zoo.parts)} archs" if hasattr(run.zoo, "parts") else ""
+    n_parts = len(run.zoo.parts) if hasattr(run.zoo, "parts") else 0
+    archs = f" · {n_parts} arch{'s' if n_parts > 1 else ''}" if n_parts else ""
     return f"{family_name(run)}{archs} · M{c.models_per_function} · {steps} steps · s{c.seed}"
 
 

@@ -112,7 +112,7 @@ ZOO_HEADERS = {"model": "model id", "architecture": "architecture (width x depth
 
 
 def architecture_frame(zoo) -> pd.DataFrame:
-    """One row per architecture of a mixed zoo (mixed_zoo.py): its models, steps, engine and fit."""
+    """One row per architecture of a mixed zoo (mixed_zoo.py): its models, how many failed, its fit, steps, time."""
     import pandas as pd
 
     rows = []
@@ -122,10 +122,10 @@ def architecture_frame(zoo) -> pd.DataFrame:
         rows.append({
             "architecture": f"{part.config.width}x{part.config.depth}:{part.config.activation}",
             "models": part.n_models,
-            "steps done": f"{part.steps_done}/{part.config.steps}",
+            "failed": int(bad.sum()),
             "median fit MSE (output units²)": float(np.median(finite)) if finite.size else float("nan"),
             "worst fit MSE (output units²)": float(finite.max()) if finite.size else float("nan"),
-            "failed": int(bad.sum()),
+            "steps done": f"{part.steps_done}/{part.config.steps}",
             "train seconds": round(float(part.seconds), 1),
         })  # fmt: skip
     return pd.DataFrame(rows)

@@ -48,10 +48,13 @@ def family_name(run: Run) -> str:
 
 
 def zoo_name(run: Run) -> str:
-    """e.g. 'poly-K10 · M20 · 1000 steps · s0'; a cancelled zoo says how far it got ('2800/20000 steps')."""
+    """e.g. 'poly-K10 · M20 · 1000 steps · s0'; a cancelled zoo says how far it got ('2800/20000 steps');
+    a mixed zoo (mixed_zoo.py) how many architectures it holds ('poly-K10 · 4 archs · M20 · ...')."""
     c = run.zoo.config
     steps = f"{run.zoo.steps_done}" if run.zoo.steps_done == c.steps else f"{run.zoo.steps_done}/{c.steps}"
-    return f"{family_name(run)} · M{c.models_per_function} · {steps} steps · s{c.seed}"
+    n_parts = len(run.zoo.parts) if hasattr(run.zoo, "parts") else 0
+    archs = f" · {n_parts} arch{'s' if n_parts > 1 else ''}" if n_parts else ""
+    return f"{family_name(run)}{archs} · M{c.models_per_function} · {steps} steps · s{c.seed}"
 
 
 def embedder_name(run: Run) -> str:

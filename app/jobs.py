@@ -139,22 +139,53 @@ class Job:
 # ---------------------------------------------------------------- the core's long computations as jobs
 
 
-def zoo_job(family, config, device: str = "cpu") -> Job:
-    """Train a zoo on a thread; reports the median (and worst finite) training loss of the models."""
+def _loss_report(report, step, losses, **more) -> bool:
+    """Report a zoo's median (and worst finite) training loss of the models at `step`."""
     import numpy as np
 
     from netembed.divergence import finite_median
+
+    finite = losses[np.isfinite(losses)]
+    worst = float(finite.max()) if finite.size else float("nan")
+    return report(step, median_loss=finite_median(losses), worst_loss=worst, **more)
+
+
+def zoo_job(family, config, device: str = "cpu") -> Job:
+    """Train a zoo on a thread; reports the median (and worst finite) training loss of the models.
+    The trainer asks should_stop after every step, so a cancel lands at the next step (not the next log)."""
     from netembed.zoo import train_zoo
 
     def work(report):
-        def progress(step, losses):
-            finite = losses[np.isfinite(losses)]
-            worst = float(finite.max()) if finite.size else float("nan")
-            return report(step, median_loss=finite_median(losses), worst_loss=worst)
-
-        return train_zoo(family, config, progress=progress, device=device).to("cpu")
+        return train_zoo(family, config, progress=lambda step, losses: _loss_report(report, step, losses),
+                         device=device, should_stop=lambda step: not report(step)).to("cpu")  # fmt: skip
 
     return Job(name="zoo", total=config.steps, work=work)
+
+
+def mixed_zoo_job(family, config, architectures: str, device: str = "cpu") -> Job:
+    """Train a zoo of several architectures (mixed_zoo.train_mixed_zoo, as `zoo --architectures` does), one
+    part after another; the job's step counts through all parts (part j's step s is j * steps + s)."""
+    from netembed.mixed_zoo import parse_architectures, train_mixed_zoo
+
+    labels = [f"{w}x{d}:{a}" for w, d, a in parse_architectures(architectures)]
+
+    def overall(label, step):  # the step through every part, and which part, for the progress text
+        j = labels.index(label)
+        return j * config.steps + step, f"{label} ({j + 1} of {len(labels)})"
+
+    def work(report):
+        def progress(label, step, losses):
+            done, stage = overall(label, step)
+            return _loss_report(report, done, losses, stage=stage)
+
+        def should_stop(label, step):
+            done, stage = overall(label, step)
+            return not report(done, stage=stage)
+
+        return train_mixed_zoo(family, config, architectures, progress=progress, device=device,
+                               should_stop=should_stop)  # fmt: skip
+
+    return Job(name="zoo", total=config.steps * len(labels), work=work)
 
 
 def embedder_job(family, zoo, config, device: str = "cpu") -> Job:

@@ -63,7 +63,8 @@ def run_picker() -> None:
         about.error(error)
     if run is not None:
         z = run.zoo
-        parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]
+        networks = f"{len(z.parts)} architectures" if hasattr(z, "parts") else z.config.activation  # mixed zoo: several
+        parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {networks}"]
         parts.append("with an embedder" if run.embedder is not None else "no embedder yet")
         if picked.startswith(SESSION):
             parts.append("not saved yet")

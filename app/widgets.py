@@ -131,8 +131,9 @@ def choice(label: str, key: str, options: list, default, fmt=str, horizontal: bo
     return _keep(key)
 
 
-def multi(label: str, key: str, options: list, default: list, fmt=str, **kw) -> list:
-    """A multiselect; kept in the URL as a comma-separated list."""
+def multi(label: str, key: str, options: list, default: list, fmt=str, pills: bool = False, **kw) -> list:
+    """A multiselect (or, pills=True, every option as a toggle pill: for a few short options, shown all at
+    once and wrapping on a narrow window); kept in the URL as a comma-separated list."""
     by_text = {str(o): o for o in options}
 
     def parse(text: str) -> list:
@@ -143,7 +144,10 @@ def multi(label: str, key: str, options: list, default: list, fmt=str, **kw) -> 
     # the options changed under the kept choice (another function, another run) and left nothing: the default,
     # not an empty picker; a choice the user emptied on purpose stays empty
     st.session_state[key] = kept if kept or not st.session_state[key] else [v for v in default if v in options]
-    st.multiselect(label, options, format_func=fmt, key=key, **kw)
+    if pills:
+        st.pills(label, options, selection_mode="multi", format_func=fmt, key=key, **kw)
+    else:
+        st.multiselect(label, options, format_func=fmt, key=key, **kw)
     return list(_keep(key, lambda v: ",".join(str(o) for o in v)))
 
 
@@ -193,6 +197,17 @@ def config_choice(cls, name: str, key: str, label: str, base=None, **kw):
     s = spec(cls, name)
     default = getattr(base, name) if base is not None else s["default"]
     return choice(label, key, list(s["choices"]), default, help=s["help"], **kw)
+
+
+def config_multi(cls, name: str, key: str, label: str, default: list, options=None, **kw) -> list:
+    """Pills (widgets.multi) for several values of the setting `cls.name` (e.g. the widths of a mixed zoo's
+    architectures): the declared choices, or for a number the `options` the page offers that the declaration
+    allows (its bounds); help from the declaration. Kept in the URL as a comma-separated list."""
+    s = spec(cls, name)
+    offered = list(s["choices"]) if s["kind"] is str else [v for v in options if _fits(s, v)]
+    if not offered:
+        raise ValueError(f"none of the options {options} fits the declared {name}")
+    return multi(label, key, offered, [v for v in default if v in offered], help=help_text(s), pills=True, **kw)
 
 
 def config_range(cls, lo_name: str, hi_name: str, key: str, label: str, base=None, **kw) -> tuple[int, int]:

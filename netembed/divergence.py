@@ -27,6 +27,8 @@ def diverged(zoo: Zoo) -> np.ndarray:
     With Adam a too-large learning rate rarely gives NaN on this task: the loss climbs from
     ~0.3 to hundreds and stays there. Ending training worse than the random init is divergence.
     """
+    if hasattr(zoo, "parts"):  # a mixed zoo: each part's own curve (a cancelled part's is shorter, not NaN-padded)
+        return np.concatenate([diverged(p) for p in zoo.parts])
     finite = finite_models(zoo)
     curves = zoo.loss_curves
     blew_up = ~(curves[:, -1] <= BLOW_UP * curves[:, 0]) if curves.shape[1] >= 2 else np.zeros(len(finite), bool)

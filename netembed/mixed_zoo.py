@@ -151,13 +151,21 @@ class MixedZoo:
         return MixedZoo([p for _, p in chosen])
 
 
-def train_mixed_zoo(family, base: ZooConfig, architectures: str, progress=None, device: str = "cpu") -> MixedZoo:
-    """Train each architecture's part in turn with the fastest engine for it; `progress(label, step, losses)`."""
+def train_mixed_zoo(family, base: ZooConfig, architectures: str, progress=None, device: str = "cpu",
+                    should_stop=None) -> MixedZoo:  # fmt: skip
+    """Train each architecture's part in turn with the fastest engine for it; `progress(label, step, losses)`.
+
+    `should_stop(label, step)` is asked after every step of every part (train_zoo's should_stop). A part
+    stopped early (should_stop said True, or progress returned False) ends the whole zoo: the later parts
+    are not trained, and the zoo holds the parts trained so far (the stopped one with its steps done)."""
     parts = []
     for config in part_configs(base, architectures):
         label = architecture_label(config)
         report = None if progress is None else (lambda step, losses, label=label: progress(label, step, losses))
-        parts.append(train_zoo(family, config, progress=report, device=device).to("cpu"))
+        stop = None if should_stop is None else (lambda step, label=label: should_stop(label, step))
+        parts.append(train_zoo(family, config, progress=report, device=device, should_stop=stop).to("cpu"))
+        if parts[-1].steps_done < config.steps:
+            break
     return MixedZoo(parts)
 
 

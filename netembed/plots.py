@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from .divergence import failed
 from .family import Family
 from .gradients import LineSections, input_gradients
+from .plot_toolbar import toolbar
 from .zoo import Zoo
 
 if TYPE_CHECKING:  # pandas (about 0.5 s to import) is loaded by the tables that use it: the first page draws none
@@ -34,7 +35,7 @@ def function_colour(k: int) -> str:
 def _layout(fig: go.Figure, title: str | None = None, height: int = 420) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
                       legend=dict(itemsizing="constant"), hovermode="closest")  # fmt: skip
-    return fig
+    return toolbar(fig)
 
 
 # ---------------------------------------------------------------- family
@@ -101,6 +102,33 @@ def zoo_frame(zoo: Zoo) -> pd.DataFrame:
         "fit_mse": zoo.fit_mse,
         "failed": failed(zoo),  # divergence.failed: the one meaning of "failed"
     })  # fmt: skip
+
+
+# zoo_frame's columns as a reader (and the CSV download) sees them: what each is, with its units
+ZOO_HEADERS = {"model": "model id", "architecture": "architecture (width x depth: activation)",
+               "function": "target function", "replicate": "seed index", "init seed": "init seed",
+               "split": "split", "fit_mse": "fit MSE vs target (output units², dense grid)",
+               "failed": "failed (over fail MSE or diverged)"}  # fmt: skip
+
+
+def architecture_frame(zoo) -> pd.DataFrame:
+    """One row per architecture of a mixed zoo (mixed_zoo.py): its models, how many failed, its fit, steps, time."""
+    import pandas as pd
+
+    rows = []
+    for part in zoo.parts:
+        mse, bad = part.fit_mse, failed(part)
+        finite = mse[np.isfinite(mse)]
+        rows.append({
+            "architecture": f"{part.config.width}x{part.config.depth}:{part.config.activation}",
+            "models": part.n_models,
+            "failed": int(bad.sum()),
+            "median fit MSE (output units²)": float(np.median(finite)) if finite.size else float("nan"),
+            "worst fit MSE (output units²)": float(finite.max()) if finite.size else float("nan"),
+            "steps done": f"{part.steps_done}/{part.config.steps}",
+            "train seconds": round(float(part.seconds), 1),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- gradients

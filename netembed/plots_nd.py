@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .plot_toolbar import toolbar
+
 ARROW = "rgba(20,20,20,0.8)"
 
 
@@ -61,7 +63,7 @@ def family_heatmaps(family, members, n: int = 61, n_arrows: int = 9, columns: in
     slice_note = "" if d == 2 else f" (the slice x₃ = ... = x{d} = 0)"
     fig.update_layout(height=300 * rows, title=f"members on the (x₁, x₂) plane{slice_note}; arrows: gradient",
                       margin={"l": 10, "r": 10, "t": 60, "b": 10})  # fmt: skip
-    return fig
+    return toolbar(fig)
 
 
 def model_vs_target_figure(zoo, family, model: int, n: int = 61, n_arrows: int = 11) -> go.Figure:
@@ -80,4 +82,4 @@ def model_vs_target_figure(zoo, family, model: int, n: int = 61, n_arrows: int =
     fig.update_xaxes(range=[-1, 1])
     fig.update_yaxes(range=[-1, 1], scaleanchor="x", scaleratio=1)
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
-    return fig
+    return toolbar(fig)

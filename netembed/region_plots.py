@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 import plotly.graph_objects as go
 
+from .plot_toolbar import toolbar
 from .region_map import RegionMap
 
 EDGE = "rgba(128,128,128,0.7)"  # cell outlines: grey shows on both themes
@@ -52,4 +53,4 @@ def region_map_figure(rmap: RegionMap, masked: np.ndarray | None = None, title: 
     if title is None:
         title = f"{rmap.n_cells} linear regions" + (f", {int(masked.sum())} masked (hatched)" if masked is not None else "")
     fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10}, hovermode="closest")
-    return fig
+    return toolbar(fig)

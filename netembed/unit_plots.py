@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .plot_toolbar import toolbar
+
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D",
            "#BAB0AC")  # fmt: skip
 SYMBOLS = ("circle", "diamond", "square", "x", "triangle-up", "cross", "star", "pentagon")
@@ -41,7 +43,7 @@ def units_figure(points: np.ndarray, layers: np.ndarray, colour_by: np.ndarray |
                                    marker={"size": 18, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "black"}}))  # fmt: skip
     fig.update_layout(title=title, height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10}, clickmode="event+select",
                       legend={"font": {"size": 10}})  # fmt: skip
-    return fig
+    return toolbar(fig)
 
 
 def _limit(images: np.ndarray) -> float:
@@ -74,7 +76,7 @@ def image_grid(images: np.ndarray, titles: list[str], cols: int = 6, signed: boo
         for r, label in enumerate(row_labels[:rows]):
             fig.add_annotation(text=label, xref="paper", yref="paper", x=-0.005, xanchor="right", showarrow=False,
                                y=1 - (r + 0.5) / rows, font={"size": 10})  # fmt: skip
-    return fig
+    return toolbar(fig)
 
 
 def grouped_units(groups: np.ndarray, scores: np.ndarray, per_group: int) -> list[np.ndarray]:

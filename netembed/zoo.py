@@ -214,8 +214,12 @@ def train_zoo(
     engine: str = "auto",
     tasks=None,
     replicates=None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> Zoo:
     """Train every model of the zoo at once; `progress(step, losses)` may return False to stop early.
+
+    `progress` runs only at the logged steps (every steps/500); `should_stop(step)` is asked after every
+    step, so a cancel lands at the next step (True stops, logging the partial window).
 
     engine: "kernel" (the fused C step, CPU relu / leaky_relu), "fused" (batched matmuls, a
     hand-derived backward and fused Adam; a CUDA graph on a GPU; any device and activation),
@@ -247,12 +251,13 @@ def train_zoo(
             xs, ys = draw_chunk(gen, targets, config, min(DRAW_CHUNK, config.steps - step + 1), device, input_dim)
         x, y = xs[(step - 1) % DRAW_CHUNK], ys[:, (step - 1) % DRAW_CHUNK]  # (batch,) or (batch, d) shared, (K, batch)
         window += train_step(x, y[task_index], step).to(device)  # (n,) each model's loss before the update
-        if step % log_every == 0 or step == config.steps:
+        stop = should_stop is not None and should_stop(step)
+        if stop or step % log_every == 0 or step == config.steps:
             span = (step - 1) % log_every + 1
             curves.append((window / span).cpu().numpy())
             log_steps.append(step)
             window.zero_()
-            if progress is not None and progress(step, curves[-1]) is False:
+            if (progress is not None and progress(step, curves[-1]) is False) or stop:
                 break
     seconds = time.perf_counter() - start
     layers = [(w.detach(), b.detach()) for w, b in layers]

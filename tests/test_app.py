@@ -60,7 +60,7 @@ def test_training_a_zoo_adds_a_run_that_the_user_opens():
     assert len(at.dataframe[0].value) == 120  # the demo's 12 x 10 models
     train_tiny_zoo(at)
     table = at.dataframe[0].value
-    assert len(table) == 2 * 3 and set(table.function) == {0, 1}
+    assert len(table) == 2 * 3 and set(table["target function"]) == {0, 1}  # plots.ZOO_HEADERS: readable headers
     assert any("Zoo training finished" in s.value for s in [*at.success, *at.warning])  # 60 steps: most fail to fit
     for page in PAGES:  # every page now shows the new run
         visit(at, page)

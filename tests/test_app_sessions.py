@@ -88,8 +88,8 @@ def test_two_sessions_training_at_once_keep_their_own_zoos(monkeypatch):
     assert job_a.wait(WAIT_S) and job_a.state == "done", job_a.error
     a, b = open_new_run(a), open_new_run(b)
     table_a, table_b = zoo_table(a), zoo_table(b)
-    assert len(table_a) == 2 * 3 and set(table_a.function) == {0, 1}
-    assert len(table_b) == 3 * 3 and set(table_b.function) == {0, 1, 2}
+    assert len(table_a) == 2 * 3 and set(table_a["target function"]) == {0, 1}
+    assert len(table_b) == 3 * 3 and set(table_b["target function"]) == {0, 1, 2}
     made_a, made_b = shown_run(a), shown_run(b)
     assert made_a is not made_b and made_a.zoo.n_models == 6 and made_b.zoo.n_models == 9
     assert a.session_state["ne"]["jobs"]["zoo"] is job_a and b.session_state["ne"]["jobs"]["zoo"] is job_b

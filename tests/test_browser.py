@@ -31,8 +31,14 @@ PLOTS_DRAWN = """() => {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with dashboard(tmp_path_factory.mktemp("runs")) as url:
+def runs_folder(tmp_path_factory) -> Path:
+    """The server's runs folder (a test may save a run there for the server to show)."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(runs_folder):
+    with dashboard(runs_folder) as url:
         yield url
 
 
@@ -81,11 +87,11 @@ def test_every_page_shows_the_demo(server, browser, shots):
 def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     page = browser.new_page(viewport={"width": 1400, "height": 1500})
     # settings from the URL, as a shared link would give them
-    # 1,000,000 steps (the widget's maximum) must outlast the seconds until the Cancel click, while the
-    # cancel is only seen at a progress report, every 2000 steps. Measured on this 2-core EPYC under load
-    # ~15: the C kernel 430-690 us/step (quiet: ~8x less, so ~1 min for the whole zoo), autograd (no C
-    # compiler) 12 ms/step, i.e. a report every ~25 s. Width 32 was tried: without a compiler the
-    # cancel then took over 60 s. Hence width 8 and generous timeouts on the cancel.
+    # 1,000,000 steps (the widget's maximum) must outlast the seconds until the Cancel click. Measured on this
+    # 2-core EPYC under load ~15: the C kernel 430-690 us/step (quiet: ~8x less, so ~1 min for the whole zoo),
+    # autograd (no C compiler) 12 ms/step. The trainer sees the cancel at its next step (should_stop; it used
+    # to wait for the next progress report, every 2000 steps: ~25 s without a compiler); width 8 keeps steps
+    # short, and the timeouts stay generous for a loaded machine.
     page.goto(f"{server}/zoo?fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=1000000")
     settle(page, PAGES["zoo"])
     page.get_by_role("button", name="Train zoo").click()
@@ -119,6 +125,60 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     other_picker.click()
     expect(other.get_by_role("option")).to_have_count(1)  # the demo only: no "run made now" to pick
     other.close()
+    page.close()
+
+
+# elements of the main area reaching past the window's right edge (not clipped by a scrolling or clipping
+# container that itself fits), and text cut short with an ellipsis: what "nothing overflows" checks
+OVERFLOWING = """() => {
+    const width = document.documentElement.clientWidth;
+    const name = el => (el.getAttribute('data-testid') || el.tagName) + ': ' +
+        ((el.innerText || '').trim() || el.outerHTML).slice(0, 100);
+    const clipped = el => {
+        for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+            if (getComputedStyle(a).overflowX !== 'visible' && a.getBoundingClientRect().right <= width + 1) return true;
+        }
+        return false;
+    };
+    const out = [];
+    for (const el of document.querySelectorAll('[data-testid="stMain"] *')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0 || !el.checkVisibility({visibilityProperty: true})) continue;
+        if ((r.right > width + 1 || r.left < -1) && !clipped(el)) out.push('past the edge: ' + name(el));
+        const style = getComputedStyle(el);
+        if (style.textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1) out.push('cut short: ' + name(el));
+    }
+    if (document.documentElement.scrollWidth > width) out.push('the page scrolls sideways');
+    return out;
+}"""
+
+
+def test_every_page_fits_1024_pixels_wide(server, runs_folder, browser, shots):
+    """The layout at 1024 px (a small laptop), sidebar open: every page of the demo, the Zoo page with a
+    mixed zoo's settings drawn and with a mixed zoo shown, and the Embeddings page's upload opened, show
+    nothing past the window's edge and no text cut short (the whole-study test checks its pages too)."""
+    from netembed.config import FamilyConfig, ZooConfig
+    from netembed.family import make_family
+    from netembed.mixed_zoo import train_mixed_zoo
+    from netembed.store import Run, save_run
+
+    family = make_family(FamilyConfig(n_functions=2, seed=1))
+    archs = "8x1:relu,16x2:leaky_relu,8x3:tanh,32x2:sine"
+    save_run(Run(family=family, zoo=train_mixed_zoo(family, ZooConfig(models_per_function=2, steps=20), archs)),
+             runs_folder / "mixed-w1024")  # fmt: skip
+    page = browser.new_page(viewport={"width": 1024, "height": 1200})
+    views = [(path, path, title) for path, title in PAGES.items()]
+    views += [("zoo-mixed-settings", "zoo?zoo_mixed=1&zoo_widths=8,16,32&zoo_depths=1,2,3&zoo_acts=relu,leaky_relu,"
+               "tanh,sine", PAGES["zoo"]), ("zoo-mixed-run", "zoo?run=saved:mixed-w1024", PAGES["zoo"])]  # fmt: skip
+    for name, path, title in views:
+        page.goto(f"{server}/{path}")
+        settle(page, title)
+        page.screenshot(path=str(shots / f"w1024-{name or 'family'}.png"), full_page=True)
+        assert page.evaluate(OVERFLOWING) == [], name or "family"
+        if name == "embeddings":  # the upload of networks trained elsewhere, opened
+            page.get_by_text("Networks trained elsewhere").click()
+            expect(page.get_by_test_id("stMain").get_by_test_id("stFileUploaderDropzone")).to_be_visible()
+            assert page.evaluate(OVERFLOWING) == [], "embeddings, upload opened"
     page.close()
 
 
@@ -212,6 +272,7 @@ def test_a_whole_study_loses_nothing_and_its_links_reopen_the_same_view(server, 
     open_new()
     settle(page, PAGES["sweep"])
     expect(page.get_by_text("No sweep for this run yet")).to_have_count(0)
+    assert page.evaluate(OVERFLOWING) == [], "a trained run's sweep at 1024 px"
     # save: the sidebar says so at once, and the link now names the saved run
     sidebar.get_by_text("Save, download, load").click()
     sidebar.get_by_role("textbox", name="Save as").fill("e2e-study")
@@ -239,6 +300,7 @@ def test_a_whole_study_loses_nothing_and_its_links_reopen_the_same_view(server, 
     other.goto(f"{server}/compare?run=saved:e2e-study&cmp_runs=saved:e2e-study,demo")
     settle(other, "Compare runs")
     expect(other.get_by_text("one column per run")).to_be_visible()
+    assert other.evaluate(OVERFLOWING) == [], "compare at 1024 px"
     other.screenshot(path=str(shots / "compare.png"), full_page=True)
     assert other.locator(EXCEPTION).count() == 0 and page.locator(EXCEPTION).count() == 0
     other.close()

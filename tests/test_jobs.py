@@ -32,6 +32,21 @@ def test_cancel_keeps_what_was_done(tiny_family):
     assert job.result.loss_curves.shape[1] == len(job.reports)
 
 
+def test_a_zoo_cancelled_before_its_first_report_stops_at_once():
+    """Issue 10's polish: the zoo trainer asks should_stop after every step, not only at its logged steps
+    (every steps // 500 = 200 here, where the cancel used to land), and logs the partial window."""
+    from netembed.config import FamilyConfig
+    from netembed.family import make_family
+
+    family = make_family(FamilyConfig(n_functions=2, seed=1))
+    job = zoo_job(family, ZooConfig(models_per_function=2, width=8, steps=100_000, batch_size=32))
+    job.cancel()  # asked before the work starts: the first step's check must see it
+    job.start()
+    assert job.wait(60) and job.state == "cancelled"
+    assert job.result.steps_done == 1 and job.step == 1
+    assert list(job.result.log_steps) == [1] and len(job.reports) == 1
+
+
 def test_errors_become_messages(caplog):
     def bad_setting(report):
         raise ConfigError("width must be in 1..4096, got 0")

@@ -151,8 +151,9 @@ def test_zoo_page_shows_each_models_architecture_and_every_page_renders(private_
     at.selectbox(key="run").set_value("saved:mixed").run()
     visit(at, "zoo")
     assert not at.error, [e.value for e in at.error]
-    table = at.dataframe[0].value
-    assert list(table.architecture) == list(mixed.architectures)
+    column = "architecture (width x depth: activation)"  # plots.ZOO_HEADERS: the model table's readable header
+    table = next(d.value for d in at.dataframe if column in d.value.columns)
+    assert list(table[column]) == list(mixed.architectures)
     for page in PAGES:
         visit(at, page)  # asserts no exception
         assert not at.error, (page, [e.value for e in at.error])
@@ -164,3 +165,22 @@ def test_an_embedder_is_not_trained_on_a_whole_mixed_zoo(mixed):
 
     with pytest.raises(ConfigError, match="mixes architectures"):
         train_embedder(mixed, ClozeConfig(steps=1))
+
+
+def test_a_mixed_zoo_stopped_in_a_later_part_keeps_the_parts_so_far_and_none_counts_as_diverged(family):
+    """A stop (the app's cancel) in part 2 of 3: parts 1 and 2 are kept, part 3 is not trained, and part 2's
+    shorter loss curve (padded with NaN in the combined view) is not read as a blown-up loss."""
+    from netembed.divergence import diverged
+
+    asked = []
+
+    def should_stop(label, step):
+        asked.append((label, step))
+        return label == "8x1:tanh" and step == 5
+
+    zoo = train_mixed_zoo(family, ZooConfig(models_per_function=2, width=8, steps=50, seed=1),
+                          "8x1:relu,8x1:tanh,8x2:sine", should_stop=should_stop)  # fmt: skip
+    assert zoo.labels == ["8x1:relu", "8x1:tanh"] and [p.steps_done for p in zoo.parts] == [50, 5]
+    assert asked[-1] == ("8x1:tanh", 5) and len(asked) == 55, "asked after every step of every part trained"
+    assert np.isnan(zoo.loss_curves[-1, -1]), "the combined curves are padded"
+    assert not diverged(zoo).any()

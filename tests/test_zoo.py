@@ -98,3 +98,17 @@ def test_progress_callback_can_stop_early(tiny_family):
     assert seen == [(5, (6,)), (10, (6,))]
     assert zoo.steps_done == 10
     assert zoo.loss_curves.shape == (6, 2)
+
+
+def test_should_stop_is_asked_every_step_and_the_partial_window_is_logged(tiny_family):
+    asked, reported = [], []
+
+    def should_stop(step):
+        asked.append(step)
+        return step == 7
+
+    zoo = train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=100, batch_size=8),
+                    progress=lambda step, losses: reported.append(step), log_every=5, should_stop=should_stop)  # fmt: skip
+    assert asked == list(range(1, 8)) and zoo.steps_done == 7
+    assert list(zoo.log_steps) == [5, 7] and reported == [5, 7]
+    assert np.isfinite(zoo.loss_curves).all() and zoo.loss_curves.shape[1] == 2

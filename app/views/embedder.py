@@ -5,7 +5,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from app import state, widgets
+from app import mixed_ui, state, widgets
 from app.history import HistoryFull, embedder_name
 from app.jobs import embedder_job
 from app.jobs_ui import job_panel
@@ -49,22 +49,23 @@ def cloze_ui(base: ClozeConfig) -> ClozeConfig:
 
 with st.container(border=True):
     st.subheader("Train an embedder on this zoo")
-    st.caption(f"Trains on the training seeds of the current run's {run.zoo.n_models} models, then probes the "
+    zoo, _ = mixed_ui.one_architecture(run.zoo, "emb_arch", "An embedder")  # a mixed zoo: one of its parts
+    st.caption(f"Trains on the training seeds of the current run's {zoo.n_models} models, then probes the "
                "embeddings and every baseline. Runs in the background; the result joins this session's runs "
                "(the sidebar offers to open it).")  # fmt: skip
-    if mostly_failed(run.zoo):
-        st.warning(f"{quality_note(run.zoo)} An embedder trained on this zoo learns from networks that do not "
+    if mostly_failed(zoo):
+        st.warning(f"{quality_note(zoo)} An embedder trained on this zoo learns from networks that do not "
                    "compute their functions.")  # fmt: skip
     try:
         config = cloze_ui(base)
-        st.caption(state.duration_text("embedder", estimate_cloze(run.zoo.n_models, config).flops))
+        st.caption(state.duration_text("embedder", estimate_cloze(zoo.n_models, config).flops))
         busy = state.job("embedder") is not None and state.job("embedder").running
         if st.button("Train embedder", type="primary", icon=":material/play_arrow:", disabled=busy):
             if config.steps == 0:
                 raise ConfigError("Steps = 0 trains nothing: the embedder would stay at its random init; "
                                   "set at least 1 step")  # fmt: skip
-            check_pipeline(run.family.n_functions, run.zoo.config, [config])
-            family, zoo = run.family, run.zoo
+            check_pipeline(run.family.n_functions, zoo.config, [config])
+            family = run.family
 
             def adopt(job):
                 job.result.meta["made_by"] = "app"

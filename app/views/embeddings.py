@@ -171,12 +171,14 @@ if chosen_by_click is not None and st.session_state.get("emb_last_click") != cho
     widgets.put("emb_model", chosen_by_click)
 
 c1, c2 = st.columns([1, 3])
+uploads = st.container()  # under the scatter, full width: the upload's drop zone is cut short in a narrow column
 with c1:
     method = widgets.choice("Projection", "emb_method", list(METHODS), "pca", fmt=str.upper, horizontal=True)
     model = widgets.choice("Model", "emb_model", list(range(zoo.n_models)), 0,
                            fmt=lambda i: f"model {i} (f{zoo.task_ids[i]}, replicate {zoo.replicates[i]})",
                            help="or click a point in the scatter")  # fmt: skip
     n_neighbours = widgets.slider("Neighbours", "emb_k", 4, 1, 12)
+with uploads:  # read before the scatter is drawn: the uploaded networks are points in it
     imported = networks_trained_elsewhere()
 with c2:
     spinner = "Computing UMAP (the first time in a server, numba compiles it: up to ~30 s)..." if method == "umap" else "Projecting..."

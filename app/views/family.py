@@ -59,16 +59,17 @@ if run is not None and config == run.family.config:
     st.caption(f"This is the family of the current run ({state.label(state.choice())}).")
 distances = family.derivative_distances()
 closest = distances[np.triu_indices(family.n_functions, 1)].min() if family.n_functions > 1 else float("nan")
-c1, c2, c3 = st.columns(3)
-c1.metric("Functions", family.n_functions)
+row = st.container(horizontal=True, gap="large")  # each metric as wide as its value: they wrap, never cut short
+row.metric("Functions", family.n_functions, width="content")
 if hasattr(family, "degrees"):
-    c2.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))))
+    row.metric("Degrees", ", ".join(str(d) for d in sorted(set(family.degrees.tolist()))), width="content")
 elif family.config.kind == "sines":  # the range of each parameter actually drawn
     p = family.parameters
-    c2.metric("Drawn a, b", f"a {p[:, 0].min():.2g}–{p[:, 0].max():.2g}, b {p[:, 1].min():.2g}–{p[:, 1].max():.2g}")
+    row.metric("Drawn a, b", f"a {p[:, 0].min():.2g}–{p[:, 0].max():.2g}, b {p[:, 1].min():.2g}–{p[:, 1].max():.2g}",
+               width="content")  # fmt: skip
 else:
-    c2.metric("Inputs d", getattr(family, "input_dim", 1))
-c3.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}")
+    row.metric("Inputs d", getattr(family, "input_dim", 1), width="content")
+row.metric("Closest pair of derivatives (RMS)", f"{closest:.2f}", width="content")
 if getattr(family, "input_dim", 1) > 1:  # functions of d inputs: heatmaps with gradient arrows (plots_nd.py)
     from netembed.plots_nd import family_heatmaps
 

@@ -43,10 +43,12 @@ if sections is None:
             "gradient is drawn from a dense grid instead.")  # fmt: skip
 
 failed = state.derived("failed", lambda: failed_models(zoo))  # divergence.failed: one meaning everywhere
-c1, c2, c3 = st.columns([1, 3, 1])
+c1, c2 = st.columns([1, 3])
+below = st.container(horizontal=True, gap="large", vertical_alignment="bottom")  # under the pickers: fits 1024 px
 with c1:
     k = widgets.choice("Function", "grad_f", list(range(family.n_functions)), 0, fmt=lambda k: f"f{k}")
-    overlay = widgets.toggle("All replicates", "grad_all", False,
+with below:
+    overlay = widgets.toggle("All replicates", "grad_all", False, width="content",
                              help="overlay every model of this function (each trained from its own init seed), to see replicate-to-replicate differences")  # fmt: skip
 members = np.flatnonzero(zoo.task_ids == k).tolist()
 with c2:
@@ -56,7 +58,7 @@ with c2:
     else:  # a kept choice from another function or run falls back to this function's first models
         models = widgets.multi("Models", "grad_models", members, members[:2],
                                fmt=lambda i: f"model {i} (replicate {zoo.replicates[i]}{', failed' if failed[i] else ''})")  # fmt: skip
-with c3:
+with below:
     n_samples = widgets.slider("Sampled inputs", "grad_n", 32, 0, 256, help="random x where gradients are sampled")
 if not models:
     st.info("Choose at least one model.")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app import state, widgets
+from app import mixed_ui, state, widgets
 from app.history import HistoryFull, sweep_name
 from app.jobs import sweep_job
 from app.jobs_ui import job_panel
@@ -26,6 +26,7 @@ if run is None:
 
 with st.container(border=True):
     st.subheader("Run a sweep on this zoo")
+    zoo, _ = mixed_ui.one_architecture(run.zoo, "sw_arch", "Each embedder of the sweep")  # a mixed zoo: one part
     embedder = run.embedder.config if run.embedder is not None else ClozeConfig()
     source = "the current run's embedder" if run.embedder is not None else "the default embedder (this run has none)"
     st.caption(f"Trains one embedder per cell on the current run's zoo and probes each; runs in the background "
@@ -49,7 +50,7 @@ with st.container(border=True):
         if n_cells:
             from netembed.limits import estimate_cloze
 
-            flops = sum(estimate_cloze(run.zoo.n_models, c).flops for c in configs)
+            flops = sum(estimate_cloze(zoo.n_models, c).flops for c in configs)
             st.caption(state.duration_text("sweep", flops))
         busy = state.job("sweep") is not None and state.job("sweep").running
         if st.button(f"Run sweep ({n_cells} embedders)", type="primary", icon=":material/play_arrow:",
@@ -57,11 +58,11 @@ with st.container(border=True):
             if steps == 0:
                 raise ConfigError("Steps = 0 trains nothing: every embedder would stay at its random init; "
                                   "set at least 1 step")  # fmt: skip
-            check_pipeline(run.family.n_functions, run.zoo.config, configs)  # validates every cell, refuses a huge grid
-            source_name, family, zoo, shown = state.label(state.choice()), run.family, run.zoo, run
+            check_pipeline(run.family.n_functions, zoo.config, configs)  # validates every cell, refuses a huge grid
+            source_name, family, shown = state.label(state.choice()), run.family, run
 
-            def adopt(job, shown=shown, source_name=source_name):
-                new = Run(family=shown.family, zoo=shown.zoo, embedder=shown.embedder,
+            def adopt(job, shown=shown, source_name=source_name, zoo=zoo):  # zoo: the part swept, if mixed
+                new = Run(family=shown.family, zoo=zoo, embedder=shown.embedder,
                           report={**(shown.report or {}), "sweep": job.result}, meta={**shown.meta, "made_by": "app"})
                 return state.add_run(new, sweep_name(source_name.removesuffix(" (unsaved)"), job.result), "sweep")
 

@@ -15,7 +15,7 @@ from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
 
 
-@st.cache_resource
+@st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread | None:
     """Once per server: import umap and compile its kernels in the background, so the first UMAP is quick.
 
@@ -62,9 +62,9 @@ def run_picker() -> None:
     if error:
         about.error(error)
     if run is not None:
-        z = run.zoo
-        parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {z.config.activation}"]
-        parts.append("with an embedder" if run.embedder is not None else "no embedder yet")
+        z = run.zoo_config  # not run.zoo: that builds the torch zoo, which a caption does not need
+        parts = [f"{run.family.n_functions} functions x {z.models_per_function} models, {z.activation}"]
+        parts.append("with an embedder" if run.has_embedder else "no embedder yet")
         if picked.startswith(SESSION):
             parts.append("not saved yet")
         elif picked.startswith(state.SAVED):

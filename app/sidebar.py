@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import streamlit as st
 
@@ -13,6 +14,10 @@ from app.jobs_ui import STAGES
 from netembed.archive import load_run_archive, run_archive, zip_files
 from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
+
+# seconds the warm-up waits after the first page's script run: the browser still loads and runs plotly.js then
+# (~2-3 s on 2 cores), and the warm-up takes a core for ~20 s (umap import, numba compile)
+WARM_UP_DELAY_S = 5.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -25,6 +30,7 @@ def warm_up() -> threading.Thread | None:
         return None
 
     def warm():
+        time.sleep(WARM_UP_DELAY_S)
         from netembed.projection import warm_umap
 
         try:

@@ -22,7 +22,8 @@ WARM_UP_DELAY_S = 5.0
 
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread | None:
-    """Once per server: import umap and compile its kernels in the background, so the first UMAP is quick.
+    """Once per server: import torch and the core's torch modules (the first page needs neither), then umap,
+    and compile its kernels in the background, so the other pages and the first UMAP are quick.
 
     NETEMBED_WARM_UMAP=0 turns this off (tests: numba's compiler holds the GIL for many seconds).
     """
@@ -31,9 +32,11 @@ def warm_up() -> threading.Thread | None:
 
     def warm():
         time.sleep(WARM_UP_DELAY_S)
-        from netembed.projection import warm_umap
-
         try:
+            import netembed.cloze_model  # noqa: F401 - torch (~1.4 s of CPU): the pages that build a run's zoo
+            import netembed.gradients  # noqa: F401
+            from netembed.projection import warm_umap
+
             warm_umap()
         except Exception:  # noqa: BLE001 - warming is an optimisation; the real call reports errors
             pass

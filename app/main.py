@@ -14,7 +14,6 @@ from netembed.errors import USER_ERRORS  # noqa: E402
 
 # a local file: a material icon or emoji as page_icon makes the browser fetch the favicon from the internet
 st.set_page_config(page_title="netembed", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide")
-sidebar.warm_up()
 
 pages = [
     st.Page("views/family.py", title="Family", icon=":material/function:", url_path="family", default=True),
@@ -42,3 +41,5 @@ try:
     page.run()
 except USER_ERRORS as e:  # pages catch these; this is the safety net
     st.error(str(e))
+finally:  # once per server, after the first page is drawn: the warm-up would compete with it for the GIL
+    sidebar.warm_up()

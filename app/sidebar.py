@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import streamlit as st
 
@@ -14,10 +15,15 @@ from netembed.archive import load_run_archive, run_archive, zip_files
 from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
 
+# seconds the warm-up waits after the first page's script run: the browser still loads and runs plotly.js then
+# (~2-3 s on 2 cores), and the warm-up takes a core for ~20 s (umap import, numba compile)
+WARM_UP_DELAY_S = 5.0
 
-@st.cache_resource
+
+@st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread | None:
-    """Once per server: import umap and compile its kernels in the background, so the first UMAP is quick.
+    """Once per server: import torch and the core's torch modules (the first page needs neither), then umap,
+    and compile its kernels in the background, so the other pages and the first UMAP are quick.
 
     NETEMBED_WARM_UMAP=0 turns this off (tests: numba's compiler holds the GIL for many seconds).
     """
@@ -25,9 +31,12 @@ def warm_up() -> threading.Thread | None:
         return None
 
     def warm():
-        from netembed.projection import warm_umap
-
+        time.sleep(WARM_UP_DELAY_S)
         try:
+            import netembed.cloze_model  # noqa: F401 - torch (~1.4 s of CPU): the pages that build a run's zoo
+            import netembed.gradients  # noqa: F401
+            from netembed.projection import warm_umap
+
             warm_umap()
         except Exception:  # noqa: BLE001 - warming is an optimisation; the real call reports errors
             pass
@@ -62,10 +71,10 @@ def run_picker() -> None:
     if error:
         about.error(error)
     if run is not None:
-        z = run.zoo
-        networks = f"{len(z.parts)} architectures" if hasattr(z, "parts") else z.config.activation  # mixed zoo: several
-        parts = [f"{run.family.n_functions} functions x {z.config.models_per_function} models, {networks}"]
-        parts.append("with an embedder" if run.embedder is not None else "no embedder yet")
+        z = run.zoo_config  # not run.zoo: that builds the torch zoo, which a caption does not need
+        networks = f"{run.n_zoo_parts} architectures" if run.n_zoo_parts > 1 else z.activation  # a mixed zoo: several
+        parts = [f"{run.family.n_functions} functions x {z.models_per_function} models, {networks}"]
+        parts.append("with an embedder" if run.has_embedder else "no embedder yet")
         if picked.startswith(SESSION):
             parts.append("not saved yet")
         elif picked.startswith(state.SAVED):

@@ -46,8 +46,9 @@ def history() -> History:
 
 @st.cache_resource(show_spinner="Loading run...", max_entries=8)
 def _load_shared(path: str, mtime_ns: int) -> Run:
-    """A run folder on disk, loaded once per version and shared read-only by every session."""
-    return load_run(path)
+    """A run folder on disk, loaded once per version and shared read-only by every session. Lazily: its torch
+    objects are built when a page first uses run.zoo / run.embedder (pages that only show it never import torch)."""
+    return load_run(path, lazy=True)
 
 
 def load_from_disk(path: Path) -> Run:

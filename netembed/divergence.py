@@ -8,10 +8,14 @@ learning rate's fault, reported as a bad setting rather than saved as a run.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .config import ConfigError
-from .zoo import Zoo
+
+if TYPE_CHECKING:  # numpy arrays only here: showing a zoo's failures needs no torch
+    from .zoo import Zoo
 
 
 class DivergenceError(ConfigError):

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import NoExactSections  # noqa: F401 - raised here; defined there so catching it needs no torch
 from .zoo import Zoo
 
 LEAKY_SLOPE = 0.01  # torch.nn.functional.leaky_relu's default negative slope
-
-
-class NoExactSections(ValueError):
-    """Smooth activations (tanh, gelu) have no line-sections; use sampled gradients instead."""
 
 
 def input_gradients(zoo: Zoo, x) -> np.ndarray:

@@ -25,15 +25,12 @@ from safetensors.torch import load as st_load
 
 from .config import ACTIVATIONS, ZooConfig
 from .embedding import EMBED_SEED, embed
+from .errors import ImportedNetworkError  # noqa: F401 - raised here; defined there so catching it needs no torch
 from .zoo import Zoo
 
 N_NEIGHBOURS = 5
 RIDGE_ALPHA = 1e-3  # as protocols.parameter_regression
 LINEAR_KEY = re.compile(r"^(.*?)(\d+)\.(weight|bias)$")
-
-
-class ImportedNetworkError(ValueError):
-    """A file that is not a usable 1 -> 1 MLP state_dict; the message names the file and the problem."""
 
 
 def check_safetensors_bytes(data: bytes, name: str) -> None:

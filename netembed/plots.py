@@ -16,12 +16,13 @@ from plotly.subplots import make_subplots
 
 from .divergence import failed
 from .family import Family
-from .gradients import LineSections, input_gradients
 from .plot_toolbar import toolbar
-from .zoo import Zoo
 
-if TYPE_CHECKING:  # pandas (about 0.5 s to import) is loaded by the tables that use it: the first page draws none
+if TYPE_CHECKING:  # pandas (~0.5 s to import) and torch (~1.4 s, for gradients) come with the figures that use them
     import pandas as pd
+
+    from .gradients import LineSections
+    from .zoo import Zoo
 
 PALETTE = qualitative.Plotly + qualitative.D3[1:] + qualitative.Dark24  # mid-tone colours: readable on white and on dark grey
 NEUTRAL = "rgba(128,128,128,0.9)"  # the "truth" lines: grey shows on both themes
@@ -157,6 +158,8 @@ def gradient_figure(
     the breakpoints are marked; without (smooth activations) it is drawn from a dense grid.
     `sample_x` adds the gradients at those inputs as points, as the embedder sees them.
     """
+    from .gradients import input_gradients  # torch: only the figures that differentiate import it
+
     models = [int(i) for i in models]
     x = np.linspace(-1, 1, n_points)
     tasks = sorted({int(zoo.task_ids[i]) for i in models})

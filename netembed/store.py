@@ -17,6 +17,8 @@ target, which is renamed into place only when complete, so a crash or kill at an
 of a save leaves the previous run, and a save never replaces a folder that is not a run.
 Loads check every file against meta.json and the schema, naming the file at fault; a
 file that is not JSON or safetensors is refused, never parsed, so nothing in it can run.
+Reading needs numpy only; torch comes in when the zoo and embedder are built (at once, or
+on first use with lazy=True).
 """
 
 from __future__ import annotations
@@ -28,15 +30,14 @@ import re
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors.numpy import load as st_load
 
 from . import atomic
-from .config import ConfigError
+from .config import ClozeConfig, ConfigError, from_dict
 from .limits import max_run_file_bytes
-from .run_schema import Run, RunError, family_from_meta, family_meta, json_safe, zoo_from_tensors, zoo_tensors
+from .run_schema import Run, RunError, Stored, family_from_meta, family_meta, json_safe, stored_zoo, zoo_tensors
 
 FORMAT_VERSION = 1
 ALLOWED_FILES = {
@@ -102,6 +103,8 @@ def _json_bytes(obj) -> bytes:
 
 def run_files(run: Run) -> dict[str, bytes]:
     """Every file of a run folder as bytes, meta.json last (it holds the others' checksums)."""
+    from safetensors.torch import save as st_save  # saving needs the torch objects; reading does not
+
     files = {"family.json": _json_bytes(family_meta(run.family))}
     tensors, meta = zoo_tensors(run.zoo)
     files["zoo.safetensors"] = st_save(tensors)
@@ -184,11 +187,11 @@ def _read_bytes(files: dict[str, bytes], name: str, expected_sha: str | None) ->
     return data
 
 
-def _read_tensors(files: dict[str, bytes], name: str, expected_sha: str) -> dict[str, torch.Tensor]:
+def _read_tensors(files: dict[str, bytes], name: str, expected_sha: str) -> dict[str, np.ndarray]:
     data = _read_bytes(files, name, expected_sha)
     try:
-        return st_load(data)  # safetensors parses a header and raw buffers: it cannot run code
-    except (SafetensorError, ValueError, RuntimeError, TypeError) as e:
+        return st_load(data)  # safetensors parses a header and raw buffers: it cannot run code; numpy, not torch
+    except (SafetensorError, ValueError, RuntimeError, TypeError, KeyError) as e:
         raise RunError(f"{name}: not a valid safetensors file ({str(e)[:200]})") from None
 
 
@@ -205,10 +208,11 @@ def _file_errors(name: str):
         raise RunError(f"{name}: does not match the run schema ({type(e).__name__}: {str(e)[:200]})") from None
 
 
-def load_run(folder: str | Path) -> Run:
+def load_run(folder: str | Path, lazy: bool = False) -> Run:
     """Load and validate a run folder; any problem raises RunError naming the file.
 
     If a save of this run was killed between its two renames, the previous run is put back first.
+    lazy=True returns before the torch objects are built (run_from_files): for showing a run.
     """
     folder = Path(folder)
     with _store_errors(folder.name):
@@ -223,11 +227,17 @@ def load_run(folder: str | Path) -> Run:
             files = read_run_files(folder)
         except atomic.FolderError as e:
             raise RunError(str(e)) from None
-    return run_from_files(files)
+    return run_from_files(files, lazy=lazy)
 
 
-def run_from_files(files: dict[str, bytes]) -> Run:
-    """Parse and validate a run from its files' bytes (a folder read by read_run_files, or an upload)."""
+def run_from_files(files: dict[str, bytes], lazy: bool = False) -> Run:
+    """Parse and validate a run from its files' bytes (a folder read by read_run_files, or an upload).
+
+    Everything is checked as JSON and numpy arrays first. The zoo and the embedder are then built as torch
+    objects, which checks the embedder's weights against its config; with lazy=True that waits for the run's
+    first use of `.zoo` / `.embedder` (a RunError then, naming the files as here), and showing the run's
+    family, configs and report needs no torch (the app's first page).
+    """
     strangers = sorted(set(files) - ALLOWED_FILES)
     if strangers:
         raise RunError(f"refusing unexpected file(s) {', '.join(strangers[:5])}; a run holds only safetensors and JSON")
@@ -247,7 +257,7 @@ def run_from_files(files: dict[str, bytes]) -> Run:
     with _file_errors("family.json"):
         family = family_from_meta(_read_json(files, "family.json", checksums["family.json"]))
     with _file_errors("zoo.safetensors / zoo.json"):
-        zoo = zoo_from_tensors(
+        zoo = stored_zoo(
             _read_tensors(files, "zoo.safetensors", checksums["zoo.safetensors"]),
             _read_json(files, "zoo.json", checksums["zoo.json"]),
         )
@@ -259,11 +269,29 @@ def run_from_files(files: dict[str, bytes]) -> Run:
     embedder = None
     if "embedder.json" in checksums or "embedder.safetensors" in checksums:
         with _file_errors("embedder.safetensors / embedder.json"):
-            from .cloze_model import Embedder  # lazily: a zoo-only run never needs the embedder code
-
-            embedder = Embedder.from_state(
+            embedder = stored_embedder(
                 _read_tensors(files, "embedder.safetensors", checksums["embedder.safetensors"]),
                 _read_json(files, "embedder.json", checksums["embedder.json"]),
             )
     report = _read_json(files, "report.json", checksums["report.json"]) if "report.json" in checksums else None
-    return Run(family=family, zoo=zoo, embedder=embedder, report=report, meta=meta)
+    run = Run(family=family, zoo=zoo, embedder=embedder, report=report, meta=meta)
+    return run if lazy else run.build()
+
+
+def stored_embedder(arrays: dict[str, np.ndarray], meta: dict) -> Stored:
+    """The embedder's files, read: its config is checked now; its weights (names and shapes against the config)
+    when it is built, on the run's first use of `.embedder` (a RunError naming the files, as at load)."""
+    config = from_dict(ClozeConfig, meta.get("config"))
+    input_dim = meta.get("input_dim", 1)
+    embeddings = arrays.get("embeddings")
+    n_models = 0 if embeddings is None or embeddings.ndim != 2 else embeddings.shape[0]
+
+    def build():
+        import torch
+
+        from .cloze_model import Embedder  # torch: built on first use, never to show a stored run
+
+        with _file_errors("embedder.safetensors / embedder.json"):
+            return Embedder.from_state({k: torch.from_numpy(v) for k, v in arrays.items()}, meta)
+
+    return Stored(config=config, n_models=n_models, input_dim=input_dim, task_ids=None, build=build)

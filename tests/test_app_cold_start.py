@@ -1,11 +1,12 @@
 """The first page a user sees (Family, with the demo run) imports none of the heavy libraries it does not draw with.
 
-Cold start is mostly imports (benchmarks/app_speed.py; `python -X importtime`): pandas ~0.3 s CPU, sklearn +
-umap + numba ~2-4 s on this machine. Those belong to the pages that use them (tables, projections) and to the
-UMAP warm-up thread (sidebar.warm_up, off in this test). This guards that design without a clock:
-a fresh interpreter runs the app's first script run and lists what got imported, so a new module-level import
-in a module the first page touches fails here instead of silently slowing every start.
-torch is still imported (the demo run's zoo and embedder are torch tensors): not asserted either way.
+Cold start is mostly imports (benchmarks/app_speed.py; `python -X importtime`): torch ~1.4 s CPU, pandas ~0.3 s,
+sklearn + umap + numba ~2-4 s on this machine. Those belong to the pages that use them (training, gradients,
+tables, projections) and to the UMAP warm-up thread (sidebar.warm_up, off in this test). The demo run is read
+as numpy (store.load_run(lazy=True)): its torch zoo and embedder are built when a page first uses them.
+This guards that design without a clock: a fresh interpreter runs the app's first script run and lists what
+got imported, so a new module-level import in a module the first page touches fails here instead of silently
+slowing every start.
 """
 
 import json
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFERRED = ("pandas", "sklearn", "umap", "numba", "pynndescent", "scipy")  # top-level packages the first page must not load
+DEFERRED = ("torch", "pandas", "sklearn", "umap", "numba", "pynndescent", "scipy")  # top-level packages the first page must not load
 
 FIRST_RUN = """
 import json, sys

@@ -22,8 +22,8 @@ def landing_card() -> None:
             cloze = ((demo.report or {}).get("probes") or {}).get("cloze", {})
             accuracy = f", whose linear probe names the function of {cloze['linear_accuracy']:.0%} of the held-out " \
                 "models" if cloze.get("linear_accuracy") is not None else ""  # fmt: skip
-            st.markdown(f"The bundled **demo run** already holds a zoo of {demo.zoo.n_models} small networks "
-                        f"({demo.family.n_functions} functions × {demo.zoo.config.models_per_function} seeds), an "
+            st.markdown(f"The bundled **demo run** already holds a zoo of {demo.n_models} small networks "
+                        f"({demo.family.n_functions} functions × {demo.zoo_config.models_per_function} seeds), an "
                         f"embedder trained on them{accuracy}, and a sweep. Every page shows it until you pick "
                         "another run in the sidebar.")  # fmt: skip
         st.markdown("**The study, in order:** 1 Family (the target functions) → 2 Zoo (train networks on them) → "

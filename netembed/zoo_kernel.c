@@ -27,7 +27,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#define S 16 /* samples per block */
 
 /* A row of W floats is NV vectors of VL lanes (GCC vector extensions, so no intrinsics).
  * VL never exceeds the machine's vector width: a 16-lane vector without AVX-512 is split
@@ -60,9 +59,6 @@ typedef float vec __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof
 #else
 typedef float vec;
 #endif
-/* rows per register block: R x NV accumulators stay in half the vector registers */
-#define R_FIT ((VREGS / 2) / NV > 0 ? (VREGS / 2) / NV : 1)
-#define R (R_FIT < S ? R_FIT : S)
 
 /* Like torch, both propagate NaN (a NaN fails every comparison). */
 #ifdef LEAKY
@@ -88,64 +84,125 @@ static inline vec gate_v(vec h, vec g) { return gate(h) * g; }
 #endif
 enum epilogue { ACT, GATE }; /* out = act(a m + b), or out = gate(h) * (a m) */
 
+/* Register tiles. Every matmul of the step is a sum of rank-1 updates to a tile of RB rows x
+ * CB vectors held in registers: acc[r][c] += a(r, k) * b_k[c], with b_k (a row of CB vectors)
+ * loaded once per k and a(r, k) broadcast once per row. RB * CB accumulators, the CB vectors of
+ * b_k and one broadcast fill the register file (AVX2, 16 registers of 8 lanes: 6 x 2; AVX-512,
+ * 32 of 16: 12 x 2), and at least 8 accumulators hide the FMA latency. Tiles at the edges (fewer
+ * rows or vectors) run the same code with smaller constants (EACH_TILE), so every tile is fully
+ * unrolled with its accumulators in registers. RB, CB and S may be set with -D to experiment. */
+#ifndef CB
+#define CB (NV < 2 ? NV : 2)
+#endif
+#ifndef RB
+#define RB_FIT ((VREGS - CB - 1) / CB)
+#define RB (RB_FIT < 12 ? RB_FIT : 12)
+#endif
+#if RB > 16 || CB > 4
+#error "EACH_TILE handles RB <= 16 and CB <= 4"
+#endif
+#ifndef S
+#define S (RB * ((48 + RB - 1) / RB)) /* samples per block: whole row tiles, about 48 */
+#endif
+#define ALWAYS static inline __attribute__((always_inline))
+
+/* acc[r][c] += sum_k a[r * ar + k * ak] * b[k * NV + c] for r < rb, c < cb, k < n_k. */
+ALWAYS void tile_fma(int rb, int cb, int n_k, const float *a, int ar, int ak, const vec *b, vec acc[RB][CB]) {
+    for (int k = 0; k < n_k; k++) {
+        vec bk[CB];
+#pragma GCC unroll 4
+        for (int c = 0; c < cb; c++) bk[c] = b[(size_t)k * NV + c];
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) {
+            float x = a[r * ar + k * ak];
+#pragma GCC unroll 4
+            for (int c = 0; c < cb; c++) acc[r][c] += x * bk[c];
+        }
+    }
+}
+
+/* Runs TILE(rb, cb) with rb and cb as constants (rb <= RB, cb <= CB): each edge tile gets its own unrolled code. */
+#define TILE_CB(rb, cb)             \
+    case cb:                        \
+        if (cb <= CB) TILE(rb, cb); \
+        break;
+#define TILE_RB(rb)                                                                                \
+    case rb:                                                                                       \
+        if (rb <= RB) switch (cb_) { TILE_CB(rb, 1) TILE_CB(rb, 2) TILE_CB(rb, 3) TILE_CB(rb, 4) } \
+        break;
+#define EACH_TILE(rb_value, cb_value)                                                                          \
+    do {                                                                                                      \
+        int cb_ = (cb_value);                                                                                 \
+        switch (rb_value) {                                                                                   \
+            TILE_RB(1) TILE_RB(2) TILE_RB(3) TILE_RB(4) TILE_RB(5) TILE_RB(6) TILE_RB(7) TILE_RB(8) TILE_RB(9) \
+            TILE_RB(10) TILE_RB(11) TILE_RB(12) TILE_RB(13) TILE_RB(14) TILE_RB(15) TILE_RB(16)               \
+        }                                                                                                     \
+    } while (0)
+
+/* One tile of out = act(a @ m + b) (ACT) or out = gate(h) * (a @ m) (GATE): a, h and out (stride W)
+ * from the tile's first row; m, b, h and out from its first vector. */
+ALWAYS void times_tile(int rb, int cb, const float *a, const vec *m, const vec *b, const vec *h, enum epilogue ep,
+                       vec *out) {
+    vec acc[RB][CB];
+    for (int r = 0; r < rb; r++)
+        for (int c = 0; c < cb; c++) acc[r][c] = ep == ACT ? b[c] : (vec){0};
+    tile_fma(rb, cb, W, a, W, 1, m, acc);
+    for (int r = 0; r < rb; r++)
+        for (int c = 0; c < cb; c++)
+            out[r * NV + c] = ep == ACT ? act_v(acc[r][c]) : gate_v(h[r * NV + c], acc[r][c]);
+}
+
 /* For `rows` rows: out = act(a @ m + b) (ACT), or out = gate(h) * (a @ m) (GATE); a, h, out (rows, W), m (W, W). */
-static inline void rows_times(const float *a, const float *m, const float *b, const float *h, enum epilogue ep,
-                              float *out, int rows) {
-    for (int r = 0; r < rows; r += R) {
-        int nq = rows - r < R ? rows - r : R;
-        vec acc[R][NV];
-        for (int q = 0; q < R; q++)
-            for (int v = 0; v < NV; v++) acc[q][v] = b ? ((const vec *)b)[v] : (vec){0};
-        if (nq == R) { /* the full block, with a constant trip count the compiler unrolls */
-            for (int k = 0; k < W; k++) {
-                const vec *mk = (const vec *)(m + k * W);
-                for (int q = 0; q < R; q++) {
-                    float aq = a[(r + q) * W + k];
-                    for (int v = 0; v < NV; v++) acc[q][v] += aq * mk[v];
-                }
-            }
-        } else {
-            for (int k = 0; k < W; k++) {
-                const vec *mk = (const vec *)(m + k * W);
-                for (int q = 0; q < nq; q++) {
-                    float aq = a[(r + q) * W + k];
-                    for (int v = 0; v < NV; v++) acc[q][v] += aq * mk[v];
-                }
-            }
+ALWAYS void rows_times(const float *a, const float *m, const float *b, const float *h, enum epilogue ep, float *out,
+                       int rows) {
+    for (int c0 = 0; c0 < NV; c0 += CB) /* a column block of m (W x CB vectors) stays in L1 over the row tiles */
+        for (int r0 = 0; r0 < rows; r0 += RB) {
+            const float *a_r = a + (size_t)r0 * W;
+            const vec *m_c = (const vec *)m + c0, *b_c = b ? (const vec *)b + c0 : NULL;
+            const vec *h_c = h ? (const vec *)(h + (size_t)r0 * W) + c0 : NULL;
+            vec *out_c = (vec *)(out + (size_t)r0 * W) + c0;
+#define TILE(rb, cb) times_tile(rb, cb, a_r, m_c, b_c, h_c, ep, out_c)
+            EACH_TILE(rows - r0 < RB ? rows - r0 : RB, NV - c0 < CB ? NV - c0 : CB);
+#undef TILE
         }
-        for (int q = 0; q < nq; q++)
-            for (int v = 0; v < NV; v++)
-                ((vec *)(out + (r + q) * W))[v] =
-                    ep == ACT ? act_v(acc[q][v]) : gate_v(((const vec *)(h + (r + q) * W))[v], acc[q][v]);
-    }
 }
 
-/* g += sum_s c[s] * d[s] over rows s of d (rows, W); c (rows,), or NULL for all ones (a bias gradient). */
-static inline void add_rows(const float *c, const float *d, float *g, int rows) {
-    vec acc[NV];
+/* One tile of g += a^T d: rows k of g from the tile's first (a at its column k, g at its row k); CB vectors of d and g. */
+ALWAYS void outer_tile(int rb, int cb, int rows, const float *a, const vec *d, vec *g) {
+    vec acc[RB][CB];
+    for (int r = 0; r < rb; r++)
+        for (int c = 0; c < cb; c++) acc[r][c] = g[r * NV + c];
+    tile_fma(rb, cb, rows, a, 1, W, d, acc);
+    for (int r = 0; r < rb; r++)
+        for (int c = 0; c < cb; c++) g[r * NV + c] = acc[r][c];
+}
+
+/* g[k] += sum_s a[s, k] * d[s] for every k: the weight gradient a^T d, a and d (rows, W), g (W, W). */
+ALWAYS void add_outer(const float *a, const float *d, float *g, int rows) {
+    for (int c0 = 0; c0 < NV; c0 += CB)
+        for (int k0 = 0; k0 < W; k0 += RB) {
+            const vec *d_c = (const vec *)d + c0;
+            vec *g_c = (vec *)(g + (size_t)k0 * W) + c0;
+#define TILE(rb, cb) outer_tile(rb, cb, rows, a + k0, d_c, g_c)
+            EACH_TILE(W - k0 < RB ? W - k0 : RB, NV - c0 < CB ? NV - c0 : CB);
+#undef TILE
+        }
+}
+/* g += sum_s c[s] * d[s] over rows s of d (rows, W); c (rows,), or NULL for all ones (a bias gradient).
+ * Unless gsum is NULL, also gsum += sum_s d[s] (a bias gradient from the same loads of d). */
+static inline void add_rows(const float *c, const float *d, float *g, float *gsum, int rows) {
+    vec acc[NV], sum[NV];
     for (int v = 0; v < NV; v++) acc[v] = ((vec *)g)[v];
+    for (int v = 0; v < NV; v++) sum[v] = gsum ? ((vec *)gsum)[v] : (vec){0};
     for (int s = 0; s < rows; s++)
-        for (int v = 0; v < NV; v++) acc[v] += (c ? c[s] : 1.0f) * ((const vec *)(d + s * W))[v];
-    for (int v = 0; v < NV; v++) ((vec *)g)[v] = acc[v];
-}
-
-/* g[k] += sum_s a[s, k] * d[s] for every k: the weight gradient a^T d, a and d (rows, W). */
-static void add_outer(const float *a, const float *d, float *g, int rows) {
-    for (int k0 = 0; k0 < W; k0 += R) {
-        int nk = W - k0 < R ? W - k0 : R;
-        vec acc[R][NV];
-        for (int q = 0; q < nk; q++)
-            for (int v = 0; v < NV; v++) acc[q][v] = ((vec *)(g + (k0 + q) * W))[v];
-        for (int s = 0; s < rows; s++) {
-            const vec *ds = (const vec *)(d + s * W);
-            for (int q = 0; q < nk; q++) {
-                float ak = a[s * W + k0 + q];
-                for (int v = 0; v < NV; v++) acc[q][v] += ak * ds[v];
-            }
+        for (int v = 0; v < NV; v++) {
+            vec dv = ((const vec *)(d + s * W))[v];
+            acc[v] += (c ? c[s] : 1.0f) * dv;
+            sum[v] += dv;
         }
-        for (int q = 0; q < nk; q++)
-            for (int v = 0; v < NV; v++) ((vec *)(g + (k0 + q) * W))[v] = acc[q][v];
-    }
+    for (int v = 0; v < NV; v++) ((vec *)g)[v] = acc[v];
+    if (gsum)
+        for (int v = 0; v < NV; v++) ((vec *)gsum)[v] = sum[v];
 }
 
 /* a . b for rows of W: lane-wise products, then halves added as a tree (a fixed order). */
@@ -231,21 +288,21 @@ static void model_step(int i, int batch, int depth, const float *x, const float 
             sq += r * r;
             gys[s] = r * (2.0f / batch); /* d mean(r^2) / dy */
             gb[depth][0] += gys[s];
-            for (int j = 0; j < W; j++) d[s * W + j] = gate(top[s * W + j]) * (gys[s] * w[depth][j]);
+            for (int v = 0; v < NV; v++)
+                ((vec *)(d + s * W))[v] = gate_v(((const vec *)(top + s * W))[v], gys[s] * ((const vec *)w[depth])[v]);
         }
-        add_rows(gys, top, gw[depth], ns);
+        add_rows(gys, top, gw[depth], NULL, ns);
         /* backward through the hidden layers: grad w_l += h[l-1]^T d, d <- gate * (d w_l^T) */
         for (int l = depth - 1; l >= 1; l--) {
             const float *hp = h + (size_t)(l - 1) * S * W;
             add_outer(hp, d, gw[l], ns);
-            add_rows(NULL, d, gb[l], ns);
+            add_rows(NULL, d, gb[l], NULL, ns);
             rows_times(d, wt + (size_t)(l - 1) * W * W, NULL, hp, GATE, dn, ns);
             float *swap = d;
             d = dn;
             dn = swap;
         }
-        add_rows(xs, d, gw[0], ns);
-        add_rows(NULL, d, gb[0], ns);
+        add_rows(xs, d, gw[0], gb[0], ns);
     }
     loss[i] = sq / batch;
     for (int l = 0; l < nl; l++) {

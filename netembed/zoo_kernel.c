@@ -139,29 +139,36 @@ ALWAYS void tile_fma(int rb, int cb, int n_k, const float *a, int ar, int ak, co
         }                                                                                                     \
     } while (0)
 
-/* One tile of out = act(a @ m + b) (ACT) or out = gate(h) * (a @ m) (GATE): a, h and out (stride W)
- * from the tile's first row; m, b, h and out from its first vector. */
+/* One tile of out = act(a @ m + b) (ACT) or out = gate(h) * (a @ m) (GATE, and then gsum += out's rows: the
+ * bias gradient): a, h and out (stride W) from the tile's first row; m, b, h, out and gsum from its first vector. */
 ALWAYS void times_tile(int rb, int cb, const float *a, const vec *m, const vec *b, const vec *h, enum epilogue ep,
-                       vec *out) {
+                       vec *out, vec *gsum) {
     vec acc[RB][CB];
     for (int r = 0; r < rb; r++)
         for (int c = 0; c < cb; c++) acc[r][c] = ep == ACT ? b[c] : (vec){0};
     tile_fma(rb, cb, W, a, W, 1, m, acc);
     for (int r = 0; r < rb; r++)
         for (int c = 0; c < cb; c++)
-            out[r * NV + c] = ep == ACT ? act_v(acc[r][c]) : gate_v(h[r * NV + c], acc[r][c]);
+            out[r * NV + c] = acc[r][c] = ep == ACT ? act_v(acc[r][c]) : gate_v(h[r * NV + c], acc[r][c]);
+    if (ep == GATE)
+        for (int c = 0; c < cb; c++) {
+            vec sum = gsum[c];
+            for (int r = 0; r < rb; r++) sum += acc[r][c];
+            gsum[c] = sum;
+        }
 }
 
-/* For `rows` rows: out = act(a @ m + b) (ACT), or out = gate(h) * (a @ m) (GATE); a, h, out (rows, W), m (W, W). */
+/* For `rows` rows: out = act(a @ m + b) (ACT), or out = gate(h) * (a @ m) and gsum += sum of out's rows (GATE);
+ * a, h, out (rows, W), m (W, W), b and gsum (W,). */
 ALWAYS void rows_times(const float *a, const float *m, const float *b, const float *h, enum epilogue ep, float *out,
-                       int rows) {
+                       float *gsum, int rows) {
     for (int c0 = 0; c0 < NV; c0 += CB) /* a column block of m (W x CB vectors) stays in L1 over the row tiles */
         for (int r0 = 0; r0 < rows; r0 += RB) {
             const float *a_r = a + (size_t)r0 * W;
             const vec *m_c = (const vec *)m + c0, *b_c = b ? (const vec *)b + c0 : NULL;
             const vec *h_c = h ? (const vec *)(h + (size_t)r0 * W) + c0 : NULL;
-            vec *out_c = (vec *)(out + (size_t)r0 * W) + c0;
-#define TILE(rb, cb) times_tile(rb, cb, a_r, m_c, b_c, h_c, ep, out_c)
+            vec *out_c = (vec *)(out + (size_t)r0 * W) + c0, *gsum_c = gsum ? (vec *)gsum + c0 : NULL;
+#define TILE(rb, cb) times_tile(rb, cb, a_r, m_c, b_c, h_c, ep, out_c, gsum_c)
             EACH_TILE(rows - r0 < RB ? rows - r0 : RB, NV - c0 < CB ? NV - c0 : CB);
 #undef TILE
         }
@@ -188,21 +195,13 @@ ALWAYS void add_outer(const float *a, const float *d, float *g, int rows) {
 #undef TILE
         }
 }
-/* g += sum_s c[s] * d[s] over rows s of d (rows, W); c (rows,), or NULL for all ones (a bias gradient).
- * Unless gsum is NULL, also gsum += sum_s d[s] (a bias gradient from the same loads of d). */
-static inline void add_rows(const float *c, const float *d, float *g, float *gsum, int rows) {
-    vec acc[NV], sum[NV];
+/* g += sum_s c[s] * d[s] over rows s of d (rows, W), c (rows,). */
+static inline void add_rows(const float *c, const float *d, float *g, int rows) {
+    vec acc[NV];
     for (int v = 0; v < NV; v++) acc[v] = ((vec *)g)[v];
-    for (int v = 0; v < NV; v++) sum[v] = gsum ? ((vec *)gsum)[v] : (vec){0};
     for (int s = 0; s < rows; s++)
-        for (int v = 0; v < NV; v++) {
-            vec dv = ((const vec *)(d + s * W))[v];
-            acc[v] += (c ? c[s] : 1.0f) * dv;
-            sum[v] += dv;
-        }
+        for (int v = 0; v < NV; v++) acc[v] += c[s] * ((const vec *)(d + s * W))[v];
     for (int v = 0; v < NV; v++) ((vec *)g)[v] = acc[v];
-    if (gsum)
-        for (int v = 0; v < NV; v++) ((vec *)gsum)[v] = sum[v];
 }
 
 /* a . b for rows of W: lane-wise products, then halves added as a tree (a fixed order). */
@@ -230,6 +229,29 @@ static inline float dot(const float *a, const float *b) {
     v2 a2 = HALVES(v4, v2, a4);
     return a2[0] + a2[1];
 #endif
+}
+
+/* The output layer y = top . w + b for `rows` samples, against targets t; adds the squared errors to *sq, and
+ * the gradients (of the batch's mean squared error) to gw (W,), gb (1,) and g_top (W, the top hidden layer's bias);
+ * d (rows, W) receives the gradient wrt the top hidden layer's pre-activations. */
+static inline void output_layer(const float *top, const float *w, float b, const float *t, int rows, int batch,
+                                float *d, float *gw, float *gb, float *g_top, float *sq) {
+    vec acc_w[NV], acc_top[NV];
+    for (int v = 0; v < NV; v++) acc_w[v] = ((vec *)gw)[v], acc_top[v] = ((vec *)g_top)[v];
+    for (int s = 0; s < rows; s++) {
+        const vec *hs = (const vec *)(top + s * W);
+        float r = b + dot(top + s * W, w) - t[s];
+        *sq += r * r;
+        float gy = r * (2.0f / batch); /* d mean(r^2) / dy */
+        *gb += gy;
+        for (int v = 0; v < NV; v++) {
+            vec ds = gate_v(hs[v], gy * ((const vec *)w)[v]);
+            ((vec *)(d + s * W))[v] = ds;
+            acc_w[v] += gy * hs[v];
+            acc_top[v] += ds;
+        }
+    }
+    for (int v = 0; v < NV; v++) ((vec *)gw)[v] = acc_w[v], ((vec *)g_top)[v] = acc_top[v];
 }
 
 /* Per-model parameter sizes, layer by layer: w0 (W), b0 (W), [w (W*W), b (W)] * (depth-1), wL (W), bL (1). */
@@ -278,31 +300,21 @@ static void model_step(int i, int batch, int depth, const float *x, const float 
         for (int s = 0; s < ns; s++)
             for (int j = 0; j < W; j++) h[s * W + j] = act(xs[s] * w[0][j] + b[0][j]);
         for (int l = 1; l < depth; l++)
-            rows_times(h + (size_t)(l - 1) * S * W, w[l], b[l], NULL, ACT, h + (size_t)l * S * W, ns);
-        /* output, loss, and the gradient flowing into the last hidden layer */
-        const float *top = h + (size_t)(depth - 1) * S * W;
-        float gys[S];
-        for (int s = 0; s < ns; s++) {
-            float y = b[depth][0] + dot(top + s * W, w[depth]);
-            float r = y - ti[s0 + s];
-            sq += r * r;
-            gys[s] = r * (2.0f / batch); /* d mean(r^2) / dy */
-            gb[depth][0] += gys[s];
-            for (int v = 0; v < NV; v++)
-                ((vec *)(d + s * W))[v] = gate_v(((const vec *)(top + s * W))[v], gys[s] * ((const vec *)w[depth])[v]);
-        }
-        add_rows(gys, top, gw[depth], NULL, ns);
+            rows_times(h + (size_t)(l - 1) * S * W, w[l], b[l], NULL, ACT, h + (size_t)l * S * W, NULL, ns);
+        /* output, loss, and the gradient d flowing into the last hidden layer; each d is summed into its
+         * bias gradient where it is made (here, and in the GATE epilogues below) */
+        output_layer(h + (size_t)(depth - 1) * S * W, w[depth], b[depth][0], ti + s0, ns, batch, d, gw[depth],
+                     gb[depth], gb[depth - 1], &sq);
         /* backward through the hidden layers: grad w_l += h[l-1]^T d, d <- gate * (d w_l^T) */
         for (int l = depth - 1; l >= 1; l--) {
             const float *hp = h + (size_t)(l - 1) * S * W;
             add_outer(hp, d, gw[l], ns);
-            add_rows(NULL, d, gb[l], NULL, ns);
-            rows_times(d, wt + (size_t)(l - 1) * W * W, NULL, hp, GATE, dn, ns);
+            rows_times(d, wt + (size_t)(l - 1) * W * W, NULL, hp, GATE, dn, gb[l - 1], ns);
             float *swap = d;
             d = dn;
             dn = swap;
         }
-        add_rows(xs, d, gw[0], gb[0], ns);
+        add_rows(xs, d, gw[0], ns);
     }
     loss[i] = sq / batch;
     for (int l = 0; l < nl; l++) {

@@ -88,9 +88,13 @@ enum epilogue { ACT, GATE }; /* out = act(a m + b), or out = gate(h) * (a m) */
  * CB vectors held in registers: acc[r][c] += a(r, k) * b_k[c], with b_k (a row of CB vectors)
  * loaded once per k and a(r, k) broadcast once per row. RB * CB accumulators, the CB vectors of
  * b_k and one broadcast fill the register file (AVX2, 16 registers of 8 lanes: 6 x 2; AVX-512,
- * 32 of 16: 12 x 2), and at least 8 accumulators hide the FMA latency. Tiles at the edges (fewer
- * rows or vectors) run the same code with smaller constants (EACH_TILE), so every tile is fully
- * unrolled with its accumulators in registers. RB, CB and S may be set with -D to experiment. */
+ * 32 of 16: 12 x 2), and at least 8 accumulators hide the FMA latency. Measured on AVX2 (Zen 5):
+ * 6 x 2 ran at ~80% of the FMA peak; 7 x 2, 4 x 2 and 3 x 4 at half that (7 x 2 leaves no
+ * register for b_k, so gcc reloads it for every FMA and the loads, not the FMAs, set the pace).
+ * Every tile has constant sizes, so it is fully unrolled with its accumulators in registers:
+ * sample rows are padded to whole tiles (the padding rows are computed and never used), and
+ * the one narrower tile at the right or bottom edge of a matrix has its own constant size.
+ * RB, CB and S may be set with -D to experiment. */
 #ifndef CB
 #define CB (NV < 2 ? NV : 2)
 #endif
@@ -98,12 +102,13 @@ enum epilogue { ACT, GATE }; /* out = act(a m + b), or out = gate(h) * (a m) */
 #define RB_FIT ((VREGS - CB - 1) / CB)
 #define RB (RB_FIT < 12 ? RB_FIT : 12)
 #endif
-#if RB > 16 || CB > 4
-#error "EACH_TILE handles RB <= 16 and CB <= 4"
-#endif
 #ifndef S
 #define S (RB * ((48 + RB - 1) / RB)) /* samples per block: whole row tiles, about 48 */
 #endif
+#if S % RB != 0
+#error "S must be a whole number of row tiles"
+#endif
+#define PADDED(rows) (((rows) + RB - 1) / RB * RB) /* rows rounded up to whole tiles, at most S */
 #define ALWAYS static inline __attribute__((always_inline))
 
 /* acc[r][c] += sum_k a[r * ar + k * ak] * b[k * NV + c] for r < rb, c < cb, k < n_k. */
@@ -121,28 +126,11 @@ ALWAYS void tile_fma(int rb, int cb, int n_k, const float *a, int ar, int ak, co
     }
 }
 
-/* Runs TILE(rb, cb) with rb and cb as constants (rb <= RB, cb <= CB): each edge tile gets its own unrolled code. */
-#define TILE_CB(rb, cb)             \
-    case cb:                        \
-        if (cb <= CB) TILE(rb, cb); \
-        break;
-#define TILE_RB(rb)                                                                                \
-    case rb:                                                                                       \
-        if (rb <= RB) switch (cb_) { TILE_CB(rb, 1) TILE_CB(rb, 2) TILE_CB(rb, 3) TILE_CB(rb, 4) } \
-        break;
-#define EACH_TILE(rb_value, cb_value)                                                                          \
-    do {                                                                                                      \
-        int cb_ = (cb_value);                                                                                 \
-        switch (rb_value) {                                                                                   \
-            TILE_RB(1) TILE_RB(2) TILE_RB(3) TILE_RB(4) TILE_RB(5) TILE_RB(6) TILE_RB(7) TILE_RB(8) TILE_RB(9) \
-            TILE_RB(10) TILE_RB(11) TILE_RB(12) TILE_RB(13) TILE_RB(14) TILE_RB(15) TILE_RB(16)               \
-        }                                                                                                     \
-    } while (0)
-
-/* One tile of out = act(a @ m + b) (ACT) or out = gate(h) * (a @ m) (GATE, and then gsum += out's rows: the
- * bias gradient): a, h and out (stride W) from the tile's first row; m, b, h, out and gsum from its first vector. */
+/* rb rows of out = act(a @ m + b) (ACT), or of out = gate(h) * (a @ m) and then gsum += the first `valid` rows
+ * of out (GATE: the bias gradient); a, h, out (stride W) from the tile's first row; m, b, h, out, gsum from its
+ * first vector; cb vectors. */
 ALWAYS void times_tile(int rb, int cb, const float *a, const vec *m, const vec *b, const vec *h, enum epilogue ep,
-                       vec *out, vec *gsum) {
+                       vec *out, vec *gsum, int valid) {
     vec acc[RB][CB];
     for (int r = 0; r < rb; r++)
         for (int c = 0; c < cb; c++) acc[r][c] = ep == ACT ? b[c] : (vec){0};
@@ -153,47 +141,56 @@ ALWAYS void times_tile(int rb, int cb, const float *a, const vec *m, const vec *
     if (ep == GATE)
         for (int c = 0; c < cb; c++) {
             vec sum = gsum[c];
-            for (int r = 0; r < rb; r++) sum += acc[r][c];
+            for (int r = 0; r < rb; r++)
+                if (r < valid) sum += acc[r][c];
             gsum[c] = sum;
         }
 }
 
-/* For `rows` rows: out = act(a @ m + b) (ACT), or out = gate(h) * (a @ m) and gsum += sum of out's rows (GATE);
- * a, h, out (rows, W), m (W, W), b and gsum (W,). */
-ALWAYS void rows_times(const float *a, const float *m, const float *b, const float *h, enum epilogue ep, float *out,
-                       float *gsum, int rows) {
-    for (int c0 = 0; c0 < NV; c0 += CB) /* a column block of m (W x CB vectors) stays in L1 over the row tiles */
-        for (int r0 = 0; r0 < rows; r0 += RB) {
-            const float *a_r = a + (size_t)r0 * W;
-            const vec *m_c = (const vec *)m + c0, *b_c = b ? (const vec *)b + c0 : NULL;
-            const vec *h_c = h ? (const vec *)(h + (size_t)r0 * W) + c0 : NULL;
-            vec *out_c = (vec *)(out + (size_t)r0 * W) + c0, *gsum_c = gsum ? (vec *)gsum + c0 : NULL;
-#define TILE(rb, cb) times_tile(rb, cb, a_r, m_c, b_c, h_c, ep, out_c, gsum_c)
-            EACH_TILE(rows - r0 < RB ? rows - r0 : RB, NV - c0 < CB ? NV - c0 : CB);
-#undef TILE
-        }
+/* The columns c0 .. c0 + cb - 1 (vectors) of rows_times: tiles of RB rows, and a last one of RB_HALF rows
+ * where no more than RB / 2 are left (batch 256 = 5 x 48 + 16: 12 + 6 rows, not 12 + 12). */
+#define RB_HALF ((RB + 1) / 2)
+#define TIMES_TILE(rb) \
+    times_tile(rb, cb, a + (size_t)r0 * W, (const vec *)m + c0, b ? (const vec *)b + c0 : NULL,                 \
+               h ? (const vec *)(h + (size_t)r0 * W) + c0 : NULL, ep, (vec *)(out + (size_t)r0 * W) + c0,       \
+               gsum ? (vec *)gsum + c0 : NULL, rows - r0)
+ALWAYS void times_cols(int cb, int c0, const float *a, const float *m, const float *b, const float *h,
+                       enum epilogue ep, float *out, float *gsum, int rows) {
+    int r0 = 0;
+    for (; rows - r0 > RB / 2; r0 += RB) TIMES_TILE(RB); /* m's column block (W x cb vectors) stays in L1 */
+    if (r0 < rows) TIMES_TILE(RB_HALF);
 }
 
-/* One tile of g += a^T d: rows k of g from the tile's first (a at its column k, g at its row k); CB vectors of d and g. */
-ALWAYS void outer_tile(int rb, int cb, int rows, const float *a, const vec *d, vec *g) {
+/* out = act(a @ m + b) (ACT), or out = gate(h) * (a @ m) and gsum += the sum of out's first `rows` rows (GATE);
+ * a, h, out (PADDED(rows), W), m (W, W), b and gsum (W,). The padding rows of out are computed from those of a
+ * and h, and never used. */
+ALWAYS void rows_times(const float *a, const float *m, const float *b, const float *h, enum epilogue ep, float *out,
+                       float *gsum, int rows) {
+    for (int c0 = 0; c0 + CB <= NV; c0 += CB) times_cols(CB, c0, a, m, b, h, ep, out, gsum, rows);
+    if (NV % CB) times_cols(NV % CB, NV - NV % CB, a, m, b, h, ep, out, gsum, rows);
+}
+
+/* rb rows of g += a^T d, from row k0 of g (column k0 of a); cb vectors of d and g from vector c0; a, d (rows, W). */
+ALWAYS void outer_tile(int rb, int cb, int k0, int c0, const float *a, const float *d, float *g, int rows) {
     vec acc[RB][CB];
+    vec *g_t = (vec *)(g + (size_t)k0 * W) + c0;
     for (int r = 0; r < rb; r++)
-        for (int c = 0; c < cb; c++) acc[r][c] = g[r * NV + c];
-    tile_fma(rb, cb, rows, a, 1, W, d, acc);
+        for (int c = 0; c < cb; c++) acc[r][c] = g_t[r * NV + c];
+    tile_fma(rb, cb, rows, a + k0, 1, W, (const vec *)d + c0, acc);
     for (int r = 0; r < rb; r++)
-        for (int c = 0; c < cb; c++) g[r * NV + c] = acc[r][c];
+        for (int c = 0; c < cb; c++) g_t[r * NV + c] = acc[r][c];
+}
+
+/* The columns c0 .. c0 + cb - 1 (vectors) of add_outer: whole tiles of RB rows of g, then the W % RB left. */
+ALWAYS void outer_cols(int cb, int c0, const float *a, const float *d, float *g, int rows) {
+    for (int k0 = 0; k0 + RB <= W; k0 += RB) outer_tile(RB, cb, k0, c0, a, d, g, rows);
+    if (W % RB) outer_tile(W % RB, cb, W - W % RB, c0, a, d, g, rows);
 }
 
 /* g[k] += sum_s a[s, k] * d[s] for every k: the weight gradient a^T d, a and d (rows, W), g (W, W). */
 ALWAYS void add_outer(const float *a, const float *d, float *g, int rows) {
-    for (int c0 = 0; c0 < NV; c0 += CB)
-        for (int k0 = 0; k0 < W; k0 += RB) {
-            const vec *d_c = (const vec *)d + c0;
-            vec *g_c = (vec *)(g + (size_t)k0 * W) + c0;
-#define TILE(rb, cb) outer_tile(rb, cb, rows, a + k0, d_c, g_c)
-            EACH_TILE(W - k0 < RB ? W - k0 : RB, NV - c0 < CB ? NV - c0 : CB);
-#undef TILE
-        }
+    for (int c0 = 0; c0 + CB <= NV; c0 += CB) outer_cols(CB, c0, a, d, g, rows);
+    if (NV % CB) outer_cols(NV % CB, NV - NV % CB, a, d, g, rows);
 }
 /* g += sum_s c[s] * d[s] over rows s of d (rows, W), c (rows,). */
 static inline void add_rows(const float *c, const float *d, float *g, int rows) {
@@ -233,7 +230,7 @@ static inline float dot(const float *a, const float *b) {
 
 /* The output layer y = top . w + b for `rows` samples, against targets t; adds the squared errors to *sq, and
  * the gradients (of the batch's mean squared error) to gw (W,), gb (1,) and g_top (W, the top hidden layer's bias);
- * d (rows, W) receives the gradient wrt the top hidden layer's pre-activations. */
+ * d (PADDED(rows), W) receives the gradient wrt the top hidden layer's pre-activations, 0 in the padding rows. */
 static inline void output_layer(const float *top, const float *w, float b, const float *t, int rows, int batch,
                                 float *d, float *gw, float *gb, float *g_top, float *sq) {
     vec acc_w[NV], acc_top[NV];
@@ -252,6 +249,7 @@ static inline void output_layer(const float *top, const float *w, float b, const
         }
     }
     for (int v = 0; v < NV; v++) ((vec *)gw)[v] = acc_w[v], ((vec *)g_top)[v] = acc_top[v];
+    memset(d + (size_t)rows * W, 0, (size_t)(PADDED(rows) - rows) * W * sizeof(float));
 }
 
 /* Per-model parameter sizes, layer by layer: w0 (W), b0 (W), [w (W*W), b (W)] * (depth-1), wL (W), bL (1). */
@@ -296,9 +294,10 @@ static void model_step(int i, int batch, int depth, const float *x, const float 
     for (int s0 = 0; s0 < batch; s0 += S) {
         int ns = batch - s0 < S ? batch - s0 : S;
         const float *xs = x + s0;
-        /* forward: h[0] = act(x w0 + b0), h[l] = act(h[l-1] w_l + b_l) */
-        for (int s = 0; s < ns; s++)
-            for (int j = 0; j < W; j++) h[s * W + j] = act(xs[s] * w[0][j] + b[0][j]);
+        /* forward: h[0] = act(x w0 + b0), h[l] = act(h[l-1] w_l + b_l); the padding rows (PADDED(ns) - ns,
+         * never used) get x = 0, so no row of the block holds another model's numbers */
+        for (int s = 0; s < PADDED(ns); s++)
+            for (int j = 0; j < W; j++) h[s * W + j] = act((s < ns ? xs[s] : 0.0f) * w[0][j] + b[0][j]);
         for (int l = 1; l < depth; l++)
             rows_times(h + (size_t)(l - 1) * S * W, w[l], b[l], NULL, ACT, h + (size_t)l * S * W, NULL, ns);
         /* output, loss, and the gradient d flowing into the last hidden layer; each d is summed into its

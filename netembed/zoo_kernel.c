@@ -324,6 +324,10 @@ static void model_step(int i, int batch, int depth, const float *x, const float 
     }
 }
 
+/* The build's vector lanes and tile (tests check that a flag such as -mno-avx512f took effect). */
+int zoo_vector_lanes(void) { return VL; }
+int zoo_tile_rows(void) { return RB; }
+
 /* One step of every model. x (batch,) shared inputs; t (n_models, batch) targets; p, m, v:
  * 2 * (depth + 1) stacked tensors each (weights, biases; Adam's first and second moments);
  * loss (n_models,) receives each model's MSE before the update. Returns 0, or -1 if out of memory. */

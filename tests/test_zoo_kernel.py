@@ -1,5 +1,6 @@
 """The fused C training step against the plain autograd step (and, in test_zoo.py, against a loop of nn.Modules)."""
 
+import platform
 import shutil
 
 import numpy as np
@@ -49,6 +50,33 @@ def test_kernel_matches_the_autograd_step(activation, width, depth, batch):
     for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
         torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
         torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
+
+
+# The default build uses the widest vectors of this CPU (16 lanes with AVX-512); CI machines may have only AVX2
+# (8 lanes, 16 registers: another tile shape) or less, so the narrower builds are checked here on any x86-64.
+# Widths and batches put edge tiles in every matmul: 32 (two column blocks; 32 = 5 x 6 + 2 rows on AVX2),
+# 40 (5 vectors: a one-vector column block) and 12 (3 vectors of 4 lanes on SSE); batches 45 (42 + 3: a full
+# half tile on AVX2), 53 (48 + 5: a padded tile) and 37 end in short, padded row tiles. Two builds of three
+# libraries each: about 5 s on a quiet machine.
+NARROW_BUILDS = {"-mno-avx512f": 8, "-mno-avx512f -mno-avx": 4}  # extra flags -> the most lanes they allow
+
+
+@needs_kernel
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 vector flags")
+@pytest.mark.parametrize("cflags", NARROW_BUILDS)
+def test_kernel_built_for_narrower_vectors_matches_the_autograd_step(cflags, monkeypatch):
+    monkeypatch.setenv("NETEMBED_KERNEL_CFLAGS", cflags)
+    for activation, width, depth, batch in [("relu", 32, 2, 45), ("leaky_relu", 40, 3, 53), ("relu", 12, 1, 37)]:
+        assert zoo_kernel.load_library(width, activation).zoo_vector_lanes() <= NARROW_BUILDS[cflags]
+        config = ZooConfig(width=width, depth=depth, activation=activation, steps=3, batch_size=batch, lr=3e-3)
+        seeds = np.arange(5) + 7
+        xs, ys = random_batches(5, batch, config.steps, seed=width)
+        kernel_layers, kernel_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
+        ref_layers, ref_losses = train_steps(AutogradStep, config, seeds, xs, ys)
+        torch.testing.assert_close(kernel_losses, ref_losses, rtol=1e-4, atol=1e-6)
+        for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
+            torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
+            torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
 
 
 @needs_kernel

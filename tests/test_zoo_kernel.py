@@ -95,6 +95,27 @@ def test_a_nan_model_never_touches_the_others():
 
 
 @needs_kernel
+def test_a_nan_weight_behind_a_dead_unit_poisons_its_model_as_in_torch():
+    # The kernel skips columns of activations that are 0 in a whole tile (SKIP_ZEROS in zoo_kernel.c), which is
+    # exact only for finite weights: torch computes 0 * NaN = NaN. Unit 3 of model 1 is dead (0 for every x)
+    # and a weight leaving it is NaN: the loss must turn NaN after the first step, as autograd's does.
+    config = ZooConfig(width=16, depth=2, steps=2, batch_size=32)
+    seeds = np.arange(4)
+    xs, ys = random_batches(4, 32, config.steps)
+
+    def poisoned(step_cls):
+        layers = init_layers(config, seeds)
+        (w0, b0), (w1, _) = layers[0], layers[1]
+        w0[1, 0, 3], b0[1, 0, 3], w1[1, 3, 5] = 0.0, -1.0, float("nan")
+        step = step_cls(layers, config, lr_at) if step_cls is zoo_kernel.KernelStep else step_cls(layers, config)
+        return torch.stack([step(x, y, i + 1) for i, (x, y) in enumerate(zip(xs, ys))], 1)
+
+    kernel, ref = poisoned(zoo_kernel.KernelStep), poisoned(AutogradStep)
+    assert torch.isnan(ref[1]).all() and torch.isnan(kernel[1]).all()
+    torch.testing.assert_close(kernel[[0, 2, 3]], ref[[0, 2, 3]], rtol=1e-4, atol=1e-6)
+
+
+@needs_kernel
 def test_diverged_models_are_flagged_by_the_kernel_zoo(tiny_family):
     zoo = train_zoo(tiny_family, ZooConfig(models_per_function=2, width=8, steps=30, batch_size=32, lr=10.0))
     assert zoo.engine == "kernel"

@@ -11,6 +11,14 @@
  * constant so the inner loops over a row vectorise fully. Each model is computed by one
  * thread in a fixed order, so results do not depend on the thread count, and a NaN in one
  * model never touches another.
+ *
+ * Speed: the three W x W matmuls per sample and hidden layer (forward, weight gradient,
+ * input gradient) are register tiles sized from the machine's vector registers (see RB, CB),
+ * so the same plain C runs near the FMA peak with 16 lanes (AVX-512) or 8 (AVX2, 16
+ * registers). For ReLU the samples are taken in the order of x, and the tiles skip columns
+ * of activations that are 0 in every row (SKIP_ZEROS). 1 -> 32 -> 32 -> 1, one Zen 5 core,
+ * CPU time (model-steps/s): AVX2 37k -> 74k, AVX-512 87k -> 117k against the kernel before
+ * the tiles (C harness, same models and data).
  */
 #include <float.h>
 #include <math.h>

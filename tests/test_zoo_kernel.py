@@ -1,5 +1,6 @@
 """The fused C training step against the plain autograd step (and, in test_zoo.py, against a loop of nn.Modules)."""
 
+import platform
 import shutil
 
 import numpy as np
@@ -51,6 +52,33 @@ def test_kernel_matches_the_autograd_step(activation, width, depth, batch):
         torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
 
 
+# The default build uses the widest vectors of this CPU (16 lanes with AVX-512); CI machines may have only AVX2
+# (8 lanes, 16 registers: another tile shape) or less, so the narrower builds are checked here on any x86-64.
+# Widths and batches put edge tiles in every matmul: 32 (two column blocks; 32 = 5 x 6 + 2 rows on AVX2),
+# 40 (5 vectors: a one-vector column block) and 12 (3 vectors of 4 lanes on SSE); batches 45 (42 + 3: a full
+# half tile on AVX2), 53 (48 + 5: a padded tile) and 37 end in short, padded row tiles. Two builds of three
+# libraries each: about 5 s on a quiet machine.
+NARROW_BUILDS = {"-mno-avx512f": 8, "-mno-avx512f -mno-avx": 4}  # extra flags -> the most lanes they allow
+
+
+@needs_kernel
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 vector flags")
+@pytest.mark.parametrize("cflags", NARROW_BUILDS)
+def test_kernel_built_for_narrower_vectors_matches_the_autograd_step(cflags, monkeypatch):
+    monkeypatch.setenv("NETEMBED_KERNEL_CFLAGS", cflags)
+    for activation, width, depth, batch in [("relu", 32, 2, 45), ("leaky_relu", 40, 3, 53), ("relu", 12, 1, 37)]:
+        assert zoo_kernel.load_library(width, activation).zoo_vector_lanes() <= NARROW_BUILDS[cflags]
+        config = ZooConfig(width=width, depth=depth, activation=activation, steps=3, batch_size=batch, lr=3e-3)
+        seeds = np.arange(5) + 7
+        xs, ys = random_batches(5, batch, config.steps, seed=width)
+        kernel_layers, kernel_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
+        ref_layers, ref_losses = train_steps(AutogradStep, config, seeds, xs, ys)
+        torch.testing.assert_close(kernel_losses, ref_losses, rtol=1e-4, atol=1e-6)
+        for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
+            torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
+            torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
+
+
 @needs_kernel
 def test_a_nan_model_never_touches_the_others():
     config = ZooConfig(width=16, steps=5, batch_size=32)
@@ -64,6 +92,27 @@ def test_a_nan_model_never_touches_the_others():
     for (cw, cb), (pw, pb) in zip(clean, poisoned):
         assert torch.equal(cw[others], pw[others]) and torch.equal(cb[others], pb[others])
         assert torch.isnan(pw[2]).any()
+
+
+@needs_kernel
+def test_a_nan_weight_behind_a_dead_unit_poisons_its_model_as_in_torch():
+    # The kernel skips columns of activations that are 0 in a whole tile (SKIP_ZEROS in zoo_kernel.c), which is
+    # exact only for finite weights: torch computes 0 * NaN = NaN. Unit 3 of model 1 is dead (0 for every x)
+    # and a weight leaving it is NaN: the loss must turn NaN after the first step, as autograd's does.
+    config = ZooConfig(width=16, depth=2, steps=2, batch_size=32)
+    seeds = np.arange(4)
+    xs, ys = random_batches(4, 32, config.steps)
+
+    def poisoned(step_cls):
+        layers = init_layers(config, seeds)
+        (w0, b0), (w1, _) = layers[0], layers[1]
+        w0[1, 0, 3], b0[1, 0, 3], w1[1, 3, 5] = 0.0, -1.0, float("nan")
+        step = step_cls(layers, config, lr_at) if step_cls is zoo_kernel.KernelStep else step_cls(layers, config)
+        return torch.stack([step(x, y, i + 1) for i, (x, y) in enumerate(zip(xs, ys))], 1)
+
+    kernel, ref = poisoned(zoo_kernel.KernelStep), poisoned(AutogradStep)
+    assert torch.isnan(ref[1]).all() and torch.isnan(kernel[1]).all()
+    torch.testing.assert_close(kernel[[0, 2, 3]], ref[[0, 2, 3]], rtol=1e-4, atol=1e-6)
 
 
 @needs_kernel

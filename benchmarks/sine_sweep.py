@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, config_key, parse_settings, zoo_folder_for
+from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, embeddings_file, parse_settings, zoo_folder_for
 from netembed.config import to_dict
 from netembed.embedding import EMBED_SEED, embed
 from netembed.protocols import (
@@ -71,7 +71,7 @@ def cloze_scores(z: np.ndarray, family, zoo, is_seen: np.ndarray) -> dict:
 def embeddings_for(zoo, family, config, n_unseen: int, folder: Path) -> tuple[np.ndarray, float, float]:
     """(n, d) embeddings of every model by an embedder trained on the seen functions, its cloze R^2, seconds
     (0 when loaded from the store)."""
-    stored = folder / f"embeddings_{config_key([to_dict(config), n_unseen])}.npz"
+    stored = embeddings_file(folder, config, n_unseen)
     if stored.exists():
         z = np.load(stored)
         return z["embeddings"], float(z["cloze_r2"]), 0.0

@@ -104,10 +104,7 @@ def test_training_learns_and_records_its_curves(trained, tiny_zoo):
     assert np.isfinite(trained.r2_curve_).all() and np.isfinite(trained.cloze_r2_) and trained.seconds_ > 0
     assert "bottleneck 4" in trained.describe()
     ratios = [late_over_early_loss(trained)]  # trained is seed 0
-    ratios += [
-        late_over_early_loss(train_embedder(tiny_zoo, ClozeConfig(steps=150, seed=s, **SMALL)))
-        for s in LEARNING_SEEDS[1:]
-    ]
+    ratios += [late_over_early_loss(train_embedder(tiny_zoo, ClozeConfig(steps=150, seed=s, **SMALL))) for s in LEARNING_SEEDS[1:]]
     assert np.mean(ratios) < 0.92 and max(ratios) < 1.0, ratios
 
 

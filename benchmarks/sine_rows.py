@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, config_key, parse_settings, zoo_folder_for
+from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, embeddings_file, parse_settings, zoo_folder_for
 from netembed.baselines import grid
 from netembed.config import to_dict
 from netembed.gradients import input_gradients
@@ -87,7 +87,7 @@ def main() -> None:
     per_seed = []
     for seed in [int(s) for s in a.seeds.split(",")]:
         config = replace(cloze, seed=seed)
-        z = np.load(stored / f"embeddings_{config_key([to_dict(config), n_unseen])}.npz")["embeddings"]
+        z = np.load(embeddings_file(stored, config, n_unseen))["embeddings"]
         is_seen = np.isin(zoo.task_ids, split_functions(family.n_functions, n_unseen, random_state=seed).seen)
         d = z.shape[1]
         pca = PCA(d, random_state=seed).fit(g[is_seen]).transform(g)

@@ -72,6 +72,15 @@ def config_key(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def embeddings_file(folder: Path, config: ClozeConfig, n_unseen: int) -> Path:
+    """Where one held-out-function training's embeddings are stored. A setting added later is left out of the key
+    at its default (loss_scale "zoo": what every earlier training used), so earlier stored trainings stay found."""
+    data = to_dict(config)
+    if data.get("loss_scale") == "zoo":
+        del data["loss_scale"]
+    return folder / f"embeddings_{config_key([data, n_unseen])}.npz"
+
+
 def zoo_folder_for(family_config: FamilyConfig, zoo_config: ZooConfig, cache: Path) -> Path:
     return cache / config_key([to_dict(family_config), to_dict(zoo_config)])
 
@@ -172,7 +181,7 @@ def main() -> None:
         config = replace(cloze, seed=seed)
         if n_unseen:
             split = split_functions(family.n_functions, n_unseen, random_state=seed)
-            stored = embeddings_folder / f"embeddings_{config_key([to_dict(config), n_unseen])}.npz"
+            stored = embeddings_file(embeddings_folder, config, n_unseen)
             z = dict(np.load(stored)) if stored.exists() else None  # the same training, stored: rescoring is cheap
             result = held_out_function_study(zoo, family, config, split, random_state=seed,
                                              embeddings=None if z is None else z["embeddings"])  # fmt: skip

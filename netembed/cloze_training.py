@@ -3,8 +3,9 @@
 Each training example is one model of the zoo's training split (diverged models, whose
 weights went NaN/Inf or whose loss blew up, are left out: divergence.py), with a fresh
 draw of inputs and masks (cloze_task.py). The loss is the mean squared error on the masked
-gradients, in units of the embedder's `grad_scale`. The held-out seeds give the R^2 curve
-and the final cloze R^2.
+gradients, in units of the embedder's `grad_scale` (with `loss_scale="model"`, relative to
+each model's own RMS gradient instead). The held-out seeds give the R^2 curve and the final
+cloze R^2 (always in units of grad_scale).
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ def masked_error_r2(error: torch.Tensor, true: torch.Tensor, grad_scale: float) 
     return float(1 - (e**2).sum() / sst) if sst > 0 else float("nan")
 
 
+MODEL_RMS_FLOOR = 1e-3  # in units of grad_scale: a flat model's errors are not blown up without bound
+
+
+def relative_to_model(error: torch.Tensor, true: torch.Tensor, masked: torch.Tensor, grad_scale: float) -> torch.Tensor:
+    """masked_error's output (M,) or (M, d) divided by each sample's model's RMS gradient (B,) in this example
+    (all its samples, in units of grad_scale, floored at MODEL_RMS_FLOOR): every model's errors become relative,
+    so models with small gradients weigh as much as those with large ones (ClozeConfig.loss_scale = "model")."""
+    rms = (true / grad_scale).pow(2).flatten(1).mean(1).sqrt().clamp_min(MODEL_RMS_FLOOR)  # (B,)
+    rows = masked.nonzero(as_tuple=True)[0]  # (M,) the model of each masked sample, in masked_error's order
+    return error / (rms[rows] if error.dim() == 1 else rms[rows, None])
+
+
 def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = None, device="cpu",
                    should_stop: Callable[[int], bool] | None = None) -> Embedder:  # fmt: skip
     """Train on the cloze task over the zoo's training split; `progress` may return False to stop early.
@@ -107,7 +120,10 @@ def train_embedder(zoo: Zoo, config: ClozeConfig, progress: ProgressFn | None = 
         x = draw_inputs(config.n_inputs, gen, device, source.input_dim)  # (N,) or (N, d) shared by the batch
         true, sections = source.gradients_and_sections(ids, x)  # (B, N) or (B, N, d); (B, N)
         masked = region_mask(sections, config.mask_ratio, gen, source.input_dim)
-        loss = embedder.masked_error(x, true, masked).pow(2).mean()  # MSE on the masked gradients only
+        error = embedder.masked_error(x, true, masked)  # (M,) or (M, d), in units of grad_scale
+        if config.loss_scale == "model":
+            error = relative_to_model(error, true, masked, float(embedder.grad_scale))
+        loss = error.pow(2).mean()  # MSE on the masked gradients only
         opt.lr = lr_at(step - 1, config)
         opt.zero_grad()
         loss.backward()

@@ -4,7 +4,7 @@ import torch
 
 from netembed.cloze_model import Embedder
 from netembed.cloze_task import GradientSource, draw_inputs, make_mask
-from netembed.cloze_training import train_embedder
+from netembed.cloze_training import relative_to_model, train_embedder
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
 from netembed.embedding import cloze_examples, embed
 from netembed.family import make_family
@@ -195,3 +195,36 @@ def test_held_out_models_never_influence_training(tiny_zoo):
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
     assert not np.array_equal(a.r2_curve_, b.r2_curve_)  # the validation R^2 does look at them
+
+
+def test_relative_loss_divides_each_masked_error_by_its_own_models_rms():
+    """relative_to_model against a loop over the masked samples (1D errors (M,) and d-vector errors (M, d))."""
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(3, 10, generator=g) * torch.tensor([[0.1], [1.0], [30.0]])  # (B, N): very different scales
+    true[0] = 0.0  # a flat model: its RMS is floored, not zero
+    masked = torch.rand(3, 10, generator=g) < 0.4
+    masked[:, 0] = True
+    scale = 2.0
+    error = torch.randn(int(masked.sum()), generator=g)
+    got = relative_to_model(error, true, masked, scale)
+    want, k = [], 0
+    for i in range(3):
+        rms = max(float(np.sqrt(np.mean((true[i].numpy() / scale) ** 2))), 1e-3)
+        for j in range(10):
+            if masked[i, j]:
+                want.append(float(error[k]) / rms)
+                k += 1
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    error_d = torch.randn(int(masked.sum()), 2, generator=g)
+    true_d = torch.stack([true, 2 * true], -1)  # (B, N, 2)
+    rms_d = np.maximum(np.sqrt(((true_d.numpy() / scale) ** 2).reshape(3, -1).mean(1)), 1e-3)
+    rows = masked.nonzero(as_tuple=True)[0].numpy()
+    np.testing.assert_allclose(relative_to_model(error_d, true_d, masked, scale).numpy(),
+                               error_d.numpy() / rms_d[rows, None], rtol=1e-6)  # fmt: skip
+
+
+def test_model_loss_scale_trains_a_finite_embedder_of_its_own(tiny_zoo):
+    zoo_scale = train_embedder(tiny_zoo, ClozeConfig(steps=20, **SMALL))
+    model_scale = train_embedder(tiny_zoo, ClozeConfig(steps=20, loss_scale="model", **SMALL))
+    assert np.isfinite(model_scale.loss_curve_).all() and np.isfinite(model_scale.cloze_r2_)
+    assert not np.allclose(embed(zoo_scale, tiny_zoo), embed(model_scale, tiny_zoo))

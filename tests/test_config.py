@@ -35,6 +35,7 @@ BAD = [
     # wrong types: a float, a bool or a string where a count goes
     (FamilyConfig, "n_functions", 2.5), (ZooConfig, "width", True), (ZooConfig, "steps", "100"),
     (FamilyConfig, "seed", -1), (ZooConfig, "activation", "sigmoid"), (ClozeConfig, "mask_unit", "token"),
+    (ClozeConfig, "loss_scale", "relative"),
 ]  # fmt: skip
 
 

@@ -290,7 +290,7 @@ class ClozeConfig:
     # on unseen sines (benchmarks/results/study_targets.md, 2026-11-28)
     loss_scale: str = setting("zoo", "zoo: masked-gradient errors in units of the zoo's RMS gradient (large gradients "
                               "dominate); model: each model's errors relative to its own RMS gradient (every model "
-                              "counts alike)", choices=LOSS_SCALES, cli=False)  # fmt: skip
+                              "counts alike)", choices=LOSS_SCALES)  # fmt: skip
 
     def __post_init__(self):
         check_fields(self)

@@ -14,7 +14,9 @@ issue 14: cold start within 3 s.
 
 --compare REV measures only the cold start and the new tab, with git revision REV's app (exported
 with `git archive` to a temporary folder) and with this tree's, interleaved over --rounds: the
-medians and their ratio (the ratio is what to trust on a loaded machine).
+medians and their ratio (the ratio is what to trust on a loaded machine). --compare bare puts a
+minimal streamlit app with one small plotly chart in REV's place: what the framework and the
+browser alone take on this machine.
 """
 
 from __future__ import annotations
@@ -122,12 +124,25 @@ def main() -> dict:
     return out
 
 
+BARE = "bare"  # --compare bare: a minimal app instead of a git revision
+BARE_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("bare")
+st.plotly_chart(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0])))
+"""
+
+
 def compare(rev: str, rounds: int) -> dict:
     """Cold start and new tab with revision `rev`'s app and with this tree's, interleaved: medians and ratios."""
     runs = {"before": [], "after": []}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        if rev == BARE:  # the framework's own floor: streamlit drawing one small plotly chart
+            (Path(tmp) / "app").mkdir()
+            (Path(tmp) / "app" / "main.py").write_text(BARE_APP)
+        else:
+            archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         browser = launch_chromium(p)
         try:
             for i in range(rounds):
@@ -162,7 +177,8 @@ def print_result(result: dict) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compare", metavar="REV", help="cold start only, with git revision REV's app and this tree's")
+    parser.add_argument("--compare", metavar="REV", help="cold start only, with git revision REV's app and this tree's "
+                        "('bare': a minimal streamlit app with one plotly chart, the framework's floor)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="interleaved before/after rounds of --compare")
     args = parser.parse_args()
     if args.compare:

@@ -69,6 +69,20 @@ def test_bench_quick_writes_json_markdown_and_png(quick_bench):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+def test_the_readme_headline_table_reads_every_study_and_protocol_of_a_bench_run(quick_bench):
+    from benchmarks.bench_headlines import DESCRIPTIONS, table
+
+    bench = json.loads((quick_bench / "bench.json").read_text())
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table([quick_bench / "bench.json"]).splitlines()
+            if line.startswith("| ") and ":" in line}  # fmt: skip
+    for name, study in bench["studies"].items():
+        cloze = study["summary"]["functions"]["cloze"]["retrieval_at_5"]
+        assert rows[f"{name}: functions, retrieval_at_5"][DESCRIPTIONS.index("cloze")] == f"{cloze['mean']:.3f} ± {cloze['std']:.3f}"
+        assert f"{name}: seeds, linear_accuracy" in rows and f"{name}: functions, one_shot" in rows
+    assert "sines: parameters, ridge R² a" in rows and "sines: parameters, ridge R² c" not in rows  # c is constant
+    assert "polynomials: parameters, ridge R² c1" in rows
+
+
 def test_bench_refuses_a_study_too_small_for_its_protocols():
     tiny = Study("tiny", FamilyConfig(n_functions=3), ZooConfig(models_per_function=2), ClozeConfig(), n_unseen=2)
     with pytest.raises(ValueError, match="tiny: .*at least 6 models of unseen functions"):

@@ -1,7 +1,7 @@
 """Embedder settings on one cached sines zoo: the cloze embedding's regression of (a, b) and retrieval, per variant.
 
     nice -n 10 python -m benchmarks.sine_sweep [the same STUDY options as study_targets sines]
-        --variant "bottleneck=16" --variant "bottleneck=8 steps=2400" [--seeds 0,1,2] [--tag _name]
+        --variant "bottleneck=16" --variant "bottleneck=8 steps=2400" [--seeds 0,1,2] [--tag _name] [--pca]
 
 Each --variant is a set of ClozeConfig overrides on top of the study's --set. For every variant and
 seed, an embedder is trained on the seen functions' models only (the held-out-function split of
@@ -28,12 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 
 from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, embeddings_file, parse_settings, zoo_folder_for
+from netembed.baselines import grid_gradients
 from netembed.config import to_dict
 from netembed.embedding import EMBED_SEED, embed
 from netembed.protocols import (
     RETRIEVAL_K,
+    _clean,
     parameter_regression,
     retrieval_at_k,
     split_functions,
@@ -83,6 +86,23 @@ def embeddings_for(zoo, family, config, n_unseen: int, folder: Path) -> tuple[np
     return z, float(embedder.cloze_r2_), time.perf_counter() - t
 
 
+def summarise(per_seed: list[dict]) -> dict:
+    return {k: (float(np.mean([s[k] for s in per_seed])), float(np.std([s[k] for s in per_seed], ddof=1))
+                if len(per_seed) > 1 else 0.0) for k in per_seed[0]}  # fmt: skip
+
+
+def pca_rows(zoo, family, dim: int, n_unseen: int, seeds: list[int]) -> dict:
+    """The baseline as protocols.descriptions builds it: grid gradients' top `dim` components, fitted on the seen."""
+    g = _clean(grid_gradients(zoo))  # (n, grid): non-finite entries zeroed, as protocols.descriptions does
+    per_seed = []
+    for seed in seeds:
+        is_seen = np.isin(zoo.task_ids, split_functions(family.n_functions, n_unseen, random_state=seed).seen)
+        f = PCA(dim, random_state=seed).fit(g[is_seen]).transform(g)
+        per_seed.append(cloze_scores(f, family, zoo, is_seen))
+        print(f"[raw_gradients_pca {dim}] seed {seed}: " + " ".join(f"{k} {v:.3f}" for k, v in per_seed[-1].items()))
+    return {"per_seed": per_seed, "summary": summarise(per_seed)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0,1,2")
@@ -93,6 +113,7 @@ def main() -> None:
     p.add_argument("--n-unseen", type=int, default=None)
     p.add_argument("--cache", default="/tmp/netembed-study-zoos")
     p.add_argument("--tag", default="")
+    p.add_argument("--pca", action="store_true", help="also score the PCA of grid gradients of the bottleneck's size")
     a = p.parse_args()
     torch.set_num_threads(1)
     study = STUDIES["sines"]
@@ -110,6 +131,8 @@ def main() -> None:
         print(f"  b {row['b']}: {row['models']} models, median rel {row['relative_fit_mse_median']:.1e}, "
               f"max {row['relative_fit_mse_max']:.1e}, above 5% {row['share_above_5pct']:.0%}")  # fmt: skip
     results = {}
+    if a.pca:  # the same-size PCA of grid gradients, fitted on each seed's seen functions, scored as the cloze rows
+        results["raw_gradients_pca"] = pca_rows(zoo, family, base.bottleneck, n_unseen, [int(s) for s in a.seeds.split(",")])
     for variant in a.variant or [""]:
         cloze = replace(base, **parse_settings(variant.split(), base))
         per_seed = []
@@ -121,8 +144,7 @@ def main() -> None:
             per_seed.append(scores)
             print(f"[{variant or 'base'}] seed {seed} ({seconds:.0f} s): "
                   + " ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)  # fmt: skip
-        summary = {k: (float(np.mean([s[k] for s in per_seed])), float(np.std([s[k] for s in per_seed], ddof=1))
-                       if len(per_seed) > 1 else 0.0) for k in per_seed[0]}  # fmt: skip
+        summary = summarise(per_seed)
         print(f"[{variant or 'base'}] " + " ".join(f"{k} {m:.3f}±{s:.3f}" for k, (m, s) in summary.items()), flush=True)
         results[variant or "base"] = {"cloze": to_dict(cloze), "per_seed": per_seed, "summary": summary}
     out = RESULTS / f"sine_sweep{a.tag}.json"

@@ -74,10 +74,11 @@ def config_key(data) -> str:
 
 def embeddings_file(folder: Path, config: ClozeConfig, n_unseen: int) -> Path:
     """Where one held-out-function training's embeddings are stored. A setting added later is left out of the key
-    at its default (loss_scale "zoo": what every earlier training used), so earlier stored trainings stay found."""
+    at its default (loss_scale, input_scale "zoo": what every earlier training used), so earlier stored trainings stay found."""
     data = to_dict(config)
-    if data.get("loss_scale") == "zoo":
-        del data["loss_scale"]
+    for late, default in (("loss_scale", "zoo"), ("input_scale", "zoo")):
+        if data.get(late) == default:
+            del data[late]
     return folder / f"embeddings_{config_key([data, n_unseen])}.npz"
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from .config import ClozeConfig, from_dict, to_dict
 
+MODEL_RMS_FLOOR = 1e-3  # in units of grad_scale: a flat model's gradients (or errors) are not blown up without bound
 N_FREQS = 8  # default Fourier features sin/cos(pi k x), k = 1..n_freqs (ClozeConfig.n_freqs): small MLPs draw wiggly curves
 
 
@@ -36,6 +37,15 @@ def fourier(x: torch.Tensor, n_freqs: int = N_FREQS) -> torch.Tensor:
     k = torch.arange(1, n_freqs + 1, dtype=x.dtype, device=x.device) * math.pi
     a = x[..., None] * k
     return torch.cat([x[..., None], torch.sin(a), torch.cos(a)], -1)
+
+
+def visible_rms(g: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Each model's RMS over its visible samples (and gradient components), floored at MODEL_RMS_FLOOR.
+
+    g (B, N) or (B, N, d) in units of grad_scale, already zero where masked; visible (B, N) or (B, N, 1) 0/1 -> (B,).
+    Masked samples never enter it: the scale the encoder is told must not leak what the decoder has to predict."""
+    count = visible.expand_as(g).flatten(1).sum(1).clamp_min(1)  # (B,)
+    return (g.pow(2).flatten(1).sum(1) / count).sqrt().clamp_min(MODEL_RMS_FLOOR)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -81,7 +91,8 @@ class Embedder(nn.Module):
         self.config = config
         self.input_dim = input_dim
         d, nf = config.d_model, (1 + 2 * config.n_freqs) * input_dim
-        self.tokens = mlp([nf + input_dim + 1, d, d])  # [fourier(x) per coordinate, visible gradient, mask indicator]
+        # [fourier(x) per coordinate, visible gradient, mask indicator (, log of the model's visible RMS gradient)]
+        self.tokens = mlp([nf + input_dim + 1 + (config.input_scale == "model"), d, d])
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         block = nn.TransformerEncoderLayer(d, config.n_heads, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(block, config.n_layers, enable_nested_tensor=False) if config.n_layers else None
@@ -110,16 +121,31 @@ class Embedder(nn.Module):
         if self.input_dim > 1:
             x = x.expand_as(g)
             visible = (~masked).to(g.dtype)[..., None]
-            feats = torch.cat([self.features(x), g / self.grad_scale * visible, masked.to(g.dtype)[..., None]], -1)
+            feats = torch.cat([self.features(x), *self.gradient_channels(g / self.grad_scale * visible, visible),
+                               masked.to(g.dtype)[..., None]], -1)  # fmt: skip
             h = torch.cat([self.cls.expand(len(g), -1, -1), self.tokens(feats)], 1)  # (B, 1 + N, d_model)
             if self.encoder is not None:
                 h = self.encoder(h)
             return self.bottleneck(self.norm(h[:, 0]))
         x = x.expand_as(g)
         visible = (~masked).to(g.dtype)
-        feats = torch.cat([fourier(x, self.config.n_freqs), (g / self.grad_scale * visible)[..., None], masked.to(g.dtype)[..., None]], -1)
+        if self.config.input_scale == "model":
+            scaled, log_rms = self.gradient_channels((g / self.grad_scale * visible)[..., None], visible[..., None])
+            feats = torch.cat([fourier(x, self.config.n_freqs), scaled, masked.to(g.dtype)[..., None], log_rms], -1)
+        else:  # the original code, so its numbers do not move
+            feats = torch.cat([fourier(x, self.config.n_freqs), (g / self.grad_scale * visible)[..., None], masked.to(g.dtype)[..., None]], -1)
         h = torch.cat([self.cls.expand(len(g), -1, -1), self.tokens(feats)], 1)  # (B, 1 + N, d)
         return self.bottleneck(self.norm(self.encode_cls(h)))
+
+    def gradient_channels(self, g: torch.Tensor, visible: torch.Tensor) -> list[torch.Tensor]:
+        """The tokens' gradient channels from g (B, N, d) in units of grad_scale, zero where masked, visible (B, N, 1).
+
+        input_scale "zoo": [g]. "model": [g / rms, log(rms)], rms (B,) each model's visible RMS (visible_rms),
+        log(rms) repeated on every token (B, N, 1): the shape and the size of the gradients as separate inputs."""
+        if self.config.input_scale != "model":
+            return [g]
+        rms = visible_rms(g, visible)  # (B,)
+        return [g / rms[:, None, None], rms.log()[:, None, None].expand(-1, g.shape[1], 1)]
 
     def encode_cls(self, h: torch.Tensor) -> torch.Tensor:
         """The encoder's output at the cls token: h (B, 1 + N, d) -> (B, d).

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .adamw import FusedAdamW
-from .cloze_model import Embedder
+from .cloze_model import MODEL_RMS_FLOOR, Embedder
 from .cloze_task import GradientSource, draw_inputs, region_mask, rms_gradient
 from .config import ClozeConfig, ConfigError
 from .divergence import diverged
@@ -69,9 +69,6 @@ def masked_error_r2(error: torch.Tensor, true: torch.Tensor, grad_scale: float) 
     e, t = error.double() * grad_scale, true.double()
     sst = ((t - t.mean()) ** 2).sum()
     return float(1 - (e**2).sum() / sst) if sst > 0 else float("nan")
-
-
-MODEL_RMS_FLOOR = 1e-3  # in units of grad_scale: a flat model's errors are not blown up without bound
 
 
 def relative_to_model(error: torch.Tensor, true: torch.Tensor, masked: torch.Tensor, grad_scale: float) -> torch.Tensor:

@@ -18,6 +18,7 @@ PIECEWISE_LINEAR = ("relu", "leaky_relu")
 SAMPLINGS = ("roots", "chebyshev", "monomial")
 MASK_UNITS = ("section", "sample")
 LOSS_SCALES = ("zoo", "model")
+INPUT_SCALES = ("zoo", "model")
 FAMILY_KINDS = ("polynomials", "sines", "bumps")
 INPUT_DIM_MAX = 64
 
@@ -291,6 +292,12 @@ class ClozeConfig:
     loss_scale: str = setting("zoo", "zoo: masked-gradient errors in units of the zoo's RMS gradient (large gradients "
                               "dominate); model: each model's errors relative to its own RMS gradient (every model "
                               "counts alike)", choices=LOSS_SCALES)  # fmt: skip
+    # model: the encoder's tokens carry each model's gradients divided by its visible RMS, and log(RMS) as a
+    # channel of its own, so shape and scale are separate inputs. Sines: ridge R^2 of a 0.81 -> 0.95 on one SIREN
+    # zoo (5 seeds, every seed up), no gain on another (3 seeds): benchmarks/results/study_targets.md, 2026-11-28
+    input_scale: str = setting("zoo", "zoo: the encoder sees gradients in units of the zoo's RMS gradient; model: "
+                               "divided by the model's own visible RMS, with log(RMS) as an extra token channel",
+                               choices=INPUT_SCALES)  # fmt: skip
 
     def __post_init__(self):
         check_fields(self)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from netembed.cloze_model import Embedder
+from netembed.cloze_model import Embedder, fourier
 from netembed.cloze_task import GradientSource, draw_inputs, make_mask
 from netembed.cloze_training import relative_to_model, train_embedder
 from netembed.config import ClozeConfig, FamilyConfig, ZooConfig
@@ -228,3 +228,72 @@ def test_model_loss_scale_trains_a_finite_embedder_of_its_own(tiny_zoo):
     model_scale = train_embedder(tiny_zoo, ClozeConfig(steps=20, loss_scale="model", **SMALL))
     assert np.isfinite(model_scale.loss_curve_).all() and np.isfinite(model_scale.cloze_r2_)
     assert not np.allclose(embed(zoo_scale, tiny_zoo), embed(model_scale, tiny_zoo))
+
+
+def _original_encode(emb: Embedder, x, g, masked):
+    """Embedder.encode for d = 1 as written before input_scale existed: one gradient channel in zoo units."""
+    visible = (~masked).to(g.dtype)
+    feats = torch.cat([fourier(x.expand_as(g), emb.config.n_freqs), (g / emb.grad_scale * visible)[..., None],
+                       masked.to(g.dtype)[..., None]], -1)  # fmt: skip
+    h = torch.cat([emb.cls.expand(len(g), -1, -1), emb.tokens(feats)], 1)
+    return emb.bottleneck(emb.norm(emb.encode_cls(h)))
+
+
+def _cloze_inputs(tiny_zoo, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    source = GradientSource(tiny_zoo, "sample")
+    x = draw_inputs(24, g)
+    true = source.gradients(torch.arange(tiny_zoo.n_models), x) * torch.linspace(0.1, 20, tiny_zoo.n_models)[:, None]
+    true[0] = 0.0  # a flat model: its RMS is floored, its log finite
+    return x, true, torch.rand(true.shape, generator=g) < 0.3
+
+
+def test_default_input_scale_is_the_original_encoder(tiny_zoo):
+    """input_scale "zoo" (the default) keeps the token MLP's shape (stored embedders load) and its numbers exactly."""
+    torch.manual_seed(0)
+    emb = Embedder(ClozeConfig(**SMALL)).eval()
+    emb.grad_scale.fill_(3.0)
+    assert emb.tokens[0].in_features == 1 + 2 * emb.config.n_freqs + 2
+    x, true, masked = _cloze_inputs(tiny_zoo)
+    with torch.no_grad():
+        assert torch.equal(emb.encode(x, true, masked), _original_encode(emb, x, true, masked))
+
+
+def test_model_input_scale_against_a_loop_over_models(tiny_zoo):
+    """input_scale "model": each model's token gradients divided by the RMS of its VISIBLE gradients (zoo units,
+    floored), log(RMS) as one more channel; a plain per-model loop builds the same tokens."""
+    torch.manual_seed(0)
+    emb = Embedder(ClozeConfig(input_scale="model", **SMALL)).eval()
+    emb.grad_scale.fill_(3.0)
+    x, true, masked = _cloze_inputs(tiny_zoo)
+    rows = []
+    for i in range(len(true)):
+        seen = true[i][~masked[i]].double().numpy() / 3.0
+        rms = max(float(np.sqrt(np.mean(seen**2))), 1e-3)
+        gi = np.where(masked[i].numpy(), 0.0, true[i].double().numpy() / 3.0 / rms)
+        feats = np.concatenate([fourier(x, emb.config.n_freqs).double().numpy(), gi[:, None],
+                                masked[i].double().numpy()[:, None], np.full((len(x), 1), np.log(rms))], 1)  # fmt: skip
+        with torch.no_grad():
+            h = torch.cat([emb.cls[0], emb.tokens(torch.as_tensor(feats, dtype=torch.float32))])[None]
+            rows.append(emb.bottleneck(emb.norm(emb.encode_cls_reference(h)))[0])
+    with torch.no_grad():
+        got = emb.encode(x, true, masked)
+    torch.testing.assert_close(got, torch.stack(rows), rtol=1e-4, atol=1e-5)
+
+
+def test_model_input_scale_never_sees_the_masked_gradients(tiny_zoo):
+    """The scale the encoder is told comes from visible samples only: changing the hidden ones changes nothing."""
+    torch.manual_seed(0)
+    emb = Embedder(ClozeConfig(input_scale="model", **SMALL)).eval()
+    x, true, masked = _cloze_inputs(tiny_zoo)
+    other = torch.where(masked, true * 100 + 7, true)
+    with torch.no_grad():
+        assert torch.equal(emb.encode(x, true, masked), emb.encode(x, other, masked))
+
+
+def test_model_input_scale_trains_and_round_trips_through_the_store(tiny_zoo, tmp_path):
+    emb = train_embedder(tiny_zoo, ClozeConfig(steps=20, input_scale="model", loss_scale="model", **SMALL))
+    assert np.isfinite(emb.loss_curve_).all() and np.isfinite(emb.cloze_r2_)
+    z = embed(emb, tiny_zoo)
+    back = Embedder.from_state(*emb.to_state())
+    np.testing.assert_array_equal(embed(back, tiny_zoo), z)

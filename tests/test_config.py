@@ -36,6 +36,7 @@ BAD = [
     (FamilyConfig, "n_functions", 2.5), (ZooConfig, "width", True), (ZooConfig, "steps", "100"),
     (FamilyConfig, "seed", -1), (ZooConfig, "activation", "sigmoid"), (ClozeConfig, "mask_unit", "token"),
     (ClozeConfig, "loss_scale", "relative"),
+    (ClozeConfig, "input_scale", "relative"),
 ]  # fmt: skip
 
 

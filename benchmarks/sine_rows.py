@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, embeddings_file, parse_settings, zoo_folder_for
+from benchmarks.study_targets import RESULTS, embeddings_file, study_from_flags
 from netembed.baselines import grid
 from netembed.config import to_dict
 from netembed.gradients import input_gradients
@@ -72,14 +71,7 @@ def main() -> None:
     p.add_argument("--tag", default="")
     a = p.parse_args()
     torch.set_num_threads(1)
-    study = STUDIES["sines"]
-    family_config = replace(study["family"], **parse_settings(a.family_set, study["family"]))
-    zoo_config = replace(study["zoo"], **parse_settings(a.zoo_set, study["zoo"]))
-    cloze = replace(study["cloze"], **parse_settings(a.set, study["cloze"]))
-    n_unseen = a.n_unseen or study["n_unseen"]
-    family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
-    folder = zoo_folder_for(family_config, zoo_config, Path(a.cache))
-    stored = folder.with_name(folder.name + "-embeddings")
+    family_config, zoo_config, cloze, n_unseen, family, zoo, stored = study_from_flags("sines", a)
     params = family.parameters[zoo.task_ids]  # (n, 3): a, b, c
     x = grid()
     g = np.nan_to_num(input_gradients(zoo, x))  # (n, grid) the zoo's gradients

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from benchmarks.study_targets import RESULTS, STUDIES, cached_zoo, embeddings_file, parse_settings, zoo_folder_for
+from benchmarks.study_targets import RESULTS, embeddings_file, parse_settings, study_from_flags
 from netembed.baselines import grid_gradients
 from netembed.config import to_dict
 from netembed.embedding import EMBED_SEED, embed
@@ -116,15 +116,7 @@ def main() -> None:
     p.add_argument("--pca", action="store_true", help="also score the PCA of grid gradients of the bottleneck's size")
     a = p.parse_args()
     torch.set_num_threads(1)
-    study = STUDIES["sines"]
-    family_config = replace(study["family"], **parse_settings(a.family_set, study["family"]))
-    zoo_config = replace(study["zoo"], **parse_settings(a.zoo_set, study["zoo"]))
-    base = replace(study["cloze"], **parse_settings(a.set, study["cloze"]))
-    n_unseen = a.n_unseen or study["n_unseen"]
-    family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
-    folder = zoo_folder_for(family_config, zoo_config, Path(a.cache))
-    stored = folder.with_name(folder.name + "-embeddings")
-    stored.mkdir(exist_ok=True)
+    family_config, zoo_config, base, n_unseen, family, zoo, stored = study_from_flags("sines", a)
     fit = fit_by_b(family, zoo)
     print(f"{family.n_functions} sines x {zoo_config.models_per_function} seeds, {n_unseen} unseen; fit per b:")
     for row in fit:

@@ -86,6 +86,28 @@ def zoo_folder_for(family_config: FamilyConfig, zoo_config: ZooConfig, cache: Pa
     return cache / config_key([to_dict(family_config), to_dict(zoo_config)])
 
 
+def embeddings_folder_for(zoo_folder: Path) -> Path:
+    """Where the trainings on a cached zoo keep their embeddings (created if missing): beside the zoo's run
+    folder, not in it, since load_run refuses any file of its own folder it did not write."""
+    folder = zoo_folder.with_name(zoo_folder.name + "-embeddings")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def study_from_flags(name: str, a: argparse.Namespace):
+    """Study `name` with the command line's overrides (--family-set, --zoo-set, --set, --n-unseen) and its cached
+    zoo: (family_config, zoo_config, cloze, n_unseen, family, zoo, embeddings folder). Shared by study_targets,
+    sine_rows and sine_sweep, so the three find the same zoo and the same stored embeddings."""
+    study = STUDIES[name]
+    family_config = replace(study["family"], **parse_settings(a.family_set, study["family"]))
+    zoo_config = replace(study["zoo"], **parse_settings(a.zoo_set, study["zoo"]))
+    cloze = replace(study["cloze"], **parse_settings(a.set, study["cloze"]))
+    n_unseen = a.n_unseen or study["n_unseen"]
+    family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
+    embeddings = embeddings_folder_for(zoo_folder_for(family_config, zoo_config, Path(a.cache)))
+    return family_config, zoo_config, cloze, n_unseen, family, zoo, embeddings
+
+
 def cached_zoo(family_config: FamilyConfig, zoo_config: ZooConfig, cache: Path):
     folder = zoo_folder_for(family_config, zoo_config, cache)
     if folder.exists():
@@ -163,16 +185,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    study = STUDIES[a.study]
-    family_config = replace(study["family"], **parse_settings(a.family_set, study["family"]))
-    zoo_config = replace(study["zoo"], **parse_settings(a.zoo_set, study["zoo"]))
-    cloze = replace(study["cloze"], **parse_settings(a.set, study["cloze"]))
-    n_unseen = a.n_unseen or study["n_unseen"]
-    family, zoo = cached_zoo(family_config, zoo_config, Path(a.cache))
-    zoo_folder = zoo_folder_for(family_config, zoo_config, Path(a.cache))
-    # stored embeddings live beside the run: load_run refuses any file of its own folder it did not write
-    embeddings_folder = zoo_folder.with_name(zoo_folder.name + "-embeddings")
-    embeddings_folder.mkdir(exist_ok=True)
+    family_config, zoo_config, cloze, n_unseen, family, zoo, embeddings_folder = study_from_flags(a.study, a)
     fit = fit_summary(family, zoo)
     print(f"{a.study}: {family.n_functions} functions x {zoo_config.models_per_function} seeds; fit {fit}")
     print(f"cloze: {cloze}", flush=True)

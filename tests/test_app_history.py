@@ -12,11 +12,10 @@ from streamlit.testing.v1 import AppTest
 from netembed.archive import run_archive
 from netembed.store import load_run
 
-from app_session import MAIN, TIMEOUT, fresh, visit
+from app_session import MAIN, SETTLE, TIMEOUT, fresh, settle, visit
 
 pytestmark = pytest.mark.usefixtures("private_runs_folder")
 ROOT = Path(__file__).resolve().parents[1]
-SETTLE = 120  # seconds a tiny job may take on a loaded 2-core machine
 
 
 def click(at: AppTest, label: str, where=None) -> AppTest:
@@ -38,13 +37,6 @@ def start_zoo(at: AppTest, k: int = 2, steps: int = 60, **more) -> object:
     at.number_input(key="zoo_steps").set_value(steps).run()
     click(at, "Train zoo")
     return at.session_state["ne"]["jobs"]["zoo"]
-
-
-def settle(at: AppTest, job) -> AppTest:
-    assert job.wait(SETTLE), "a tiny job should end within two minutes"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def unsaved_options(at: AppTest) -> list[str]:

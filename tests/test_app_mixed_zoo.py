@@ -13,10 +13,9 @@ from netembed.cli_flags import flag_of
 from netembed.config import FamilyConfig, ZooConfig, specs
 from netembed.store import load_run
 
-from app_session import MAIN, TIMEOUT, fresh, visit
+from app_session import MAIN, SETTLE, TIMEOUT, fresh, settle, visit
 
 pytestmark = pytest.mark.usefixtures("private_runs_folder")
-SETTLE = 120  # seconds a tiny job may take on a loaded 2-core machine
 ARCHS = "8x1:relu,8x1:sine,8x2:relu,8x2:sine"  # widths [8] x depths [1, 2] x activations [relu, sine]
 
 
@@ -39,13 +38,6 @@ def train(at: AppTest):
     next(b for b in at.button if b.label.startswith("Train zoo")).click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at.session_state["ne"]["jobs"]["zoo"]
-
-
-def settle(at: AppTest, job) -> AppTest:
-    assert job.wait(SETTLE), "a tiny job should end within two minutes"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def open_newest(at: AppTest):

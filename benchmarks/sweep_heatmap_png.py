@@ -2,7 +2,7 @@
 
     python -m benchmarks.sweep_heatmap_png [RUN] [--metric coefficient_r2] [--out assets/screenshots/sweep_tradeoff.png]
 
-The plotly figure (plots.sweep_figure, as the app draws it) is written as a self-contained
+The plotly figure (sweep_plots.sweep_figure, as the app draws it) is written as a self-contained
 HTML page and photographed by Debian's chromium through Playwright (no network needed).
 """
 
@@ -13,8 +13,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.browser import launch_chromium
-from netembed.plots import PROBE_COLUMNS, sweep_figure
+from netembed.plots import PROBE_COLUMNS
 from netembed.store import load_run
+from netembed.sweep_plots import sweep_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ def function_colour(k: int) -> str:
     return PALETTE[int(k) % len(PALETTE)]
 
 
-def _layout(fig: go.Figure, title: str | None = None, height: int = 420) -> go.Figure:
+def base_layout(fig: go.Figure, title: str | None = None, height: int = 420) -> go.Figure:
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
                       legend=dict(itemsizing="constant"), hovermode="closest")  # fmt: skip
     return toolbar(fig)
@@ -54,7 +54,7 @@ def family_figure(family: Family, n_points: int = 401) -> go.Figure:
         fig.add_scatter(x=x, y=values[k], name=name, legendgroup=str(k), line=style, row=1, col=1)
         fig.add_scatter(x=x, y=derivs[k], name=name, legendgroup=str(k), line=style, showlegend=False, row=1, col=2)
     fig.update_xaxes(title_text="x")
-    return _layout(fig, height=440)
+    return base_layout(fig, height=440)
 
 
 # ---------------------------------------------------------------- training
@@ -72,7 +72,7 @@ def training_figure(steps, series: dict[str, list[float]], title: str | None = N
     if any(n.lower().startswith("r2") for n in series):
         # own ticks, no grid: the right axis must not inherit the log axis's tick positions
         fig.update_yaxes(title_text="R²", tickmode="auto", showgrid=False, secondary_y=True)
-    return _layout(fig, title, height=320)
+    return base_layout(fig, title, height=320)
 
 
 def zoo_curves_figure(zoo: Zoo) -> go.Figure:
@@ -85,7 +85,7 @@ def zoo_curves_figure(zoo: Zoo) -> go.Figure:
         fig.add_scatter(x=zoo.log_steps, y=median, name=f"f{k}", mode="lines", line=dict(color=function_colour(k)))
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(type="log", dtick=1, exponentformat="e", title_text="median training MSE")  # decades only, 1e-5
-    return _layout(fig, "training loss per function", height=340)
+    return base_layout(fig, "training loss per function", height=340)
 
 
 def zoo_frame(zoo: Zoo) -> pd.DataFrame:
@@ -194,7 +194,7 @@ def gradient_figure(
                             marker=dict(color=colour, size=5), legendgroup=f"m{i}", row=2, col=1,
                             hovertemplate="sampled x=%{x:.3f}, dy/dx=%{y:.3f}<extra></extra>")  # fmt: skip
     fig.update_xaxes(title_text="x", row=2, col=1)
-    return _layout(fig, height=640)
+    return base_layout(fig, height=640)
 
 
 # ---------------------------------------------------------------- embedder
@@ -217,7 +217,7 @@ def cloze_figure(example: dict, title: str | None = None) -> go.Figure:
                     name="predicted", marker=dict(color=PALETTE[1], size=8, symbol="x"))  # fmt: skip
     fig.update_xaxes(title_text="x", range=[-1.05, 1.05])
     fig.update_yaxes(title_text="dy/dx")
-    return _layout(fig, title, height=300)
+    return base_layout(fig, title, height=300)
 
 
 # ---------------------------------------------------------------- embeddings
@@ -250,7 +250,7 @@ def embedding_figure(points: np.ndarray, zoo: Zoo, selected: int | None = None, 
                         hoverinfo="skip")  # fmt: skip
     fig.update_xaxes(title_text="component 1")
     fig.update_yaxes(title_text="component 2")
-    return _layout(fig, title, height=520)
+    return base_layout(fig, title, height=520)
 
 
 def add_imported_points(fig: go.Figure, points: np.ndarray, names: list[str], functions: list[int],
@@ -343,7 +343,7 @@ def compare_embeddings_figure(panels: list[tuple[str, np.ndarray, Zoo]], title: 
                 in_legend.add((k, s))
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    return _layout(fig, title, height=420)
+    return base_layout(fig, title, height=420)
 
 
 def confusion_figure(confusion, title: str | None = None) -> go.Figure:
@@ -354,56 +354,4 @@ def confusion_figure(confusion, title: str | None = None) -> go.Figure:
                                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))  # fmt: skip
     fig.update_xaxes(title_text="predicted", side="bottom")
     fig.update_yaxes(title_text="true", autorange="reversed", scaleanchor="x")
-    return _layout(fig, title, height=420)
-
-
-# ---------------------------------------------------------------- sweep
-
-
-SWEEP_SCORES = {"linear_accuracy": "linear probe accuracy", "knn_accuracy": "kNN accuracy", "nmi": "NMI",
-                "coefficient_r2": "parameter R²", "cloze_r2": "cloze R²"}  # fmt: skip
-SWEEP_COLUMNS = {"mask_ratio": "mask ratio", "bottleneck": "bottleneck", "seed": "seed", **SWEEP_SCORES,
-                 "n_held_out": "held-out models (n)", "seconds": "seconds"}  # fmt: skip
-
-
-def sweep_figure(rows: list[dict], metric: str = "linear_accuracy", title: str | None = None) -> go.Figure:
-    """Mask ratio x bottleneck heatmap of one score: the mean over seeds, written in each cell (± the standard
-    deviation when a cell has several seeds). The colour scale spans the data, so differences show."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    mean = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="mean", dropna=False)
-    std = frame.pivot_table(index="bottleneck", columns="mask_ratio", values=metric, aggfunc="std", dropna=False)
-    std = std.reindex(index=mean.index, columns=mean.columns)
-    z = mean.values.astype(float)
-    finite = z[np.isfinite(z)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if hi - lo < 1e-9:  # one value (or all equal): a small span around it, so the colour is mid-scale
-        lo, hi = lo - 0.05, hi + 0.05
-    several = "seed" in frame and frame.groupby(["mask_ratio", "bottleneck"]).size().max() > 1
-    text = [[("" if not np.isfinite(m) else f"{m:.2f}" + (f" ± {d:.2f}" if several and np.isfinite(d) else ""))
-             for m, d in zip(mr, dr)] for mr, dr in zip(z, std.values.astype(float))]  # fmt: skip
-    fig = go.Figure(go.Heatmap(
-        z=z, x=[f"{c:g}" for c in mean.columns], y=[str(r) for r in mean.index], text=text,
-        colorscale="Viridis", zmin=lo, zmax=hi, texttemplate="%{text}",
-        colorbar=dict(title=SWEEP_SCORES.get(metric, metric)),
-        hovertemplate="mask ratio %{x}, bottleneck %{y}: %{text}<extra></extra>",
-    ))  # fmt: skip
-    fig.update_xaxes(title_text="mask ratio", type="category")
-    fig.update_yaxes(title_text="bottleneck", type="category")
-    return _layout(fig, title, height=380)
-
-
-def sweep_frame(rows: list[dict]) -> pd.DataFrame:
-    """The sweep's rows with readable column names (the table and its CSV)."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    return frame[[c for c in SWEEP_COLUMNS if c in frame]].rename(columns=SWEEP_COLUMNS)
-
-
-def cloze_settings_text(config) -> str:
-    """The embedder settings a sweep keeps from its base config, in words."""
-    return (f"mask unit {config.mask_unit}, d_model {config.d_model}, {config.n_layers} attention block(s), "
-            f"{config.n_inputs} inputs, {config.models_per_batch} models per batch, lr {config.lr:.1e}, "
-            f"seed {config.seed}")  # fmt: skip
+    return base_layout(fig, title, height=420)

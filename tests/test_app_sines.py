@@ -87,4 +87,4 @@ def test_sweep_page_draws_a_sines_runs_sweep_with_coefficient_r2():
     at = visit(open_saved("sines"), "sweep")
     assert not at.error
     assert at.radio(key="sw_metric").value == "coefficient_r2"  # the unsaturated score first
-    assert "parameter R²" in table_with(at, "mask ratio").columns  # friendly names (plots.SWEEP_COLUMNS)
+    assert "parameter R²" in table_with(at, "mask ratio").columns  # friendly names (sweep_plots.SWEEP_COLUMNS)

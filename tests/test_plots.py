@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from netembed import plots
+from netembed import plots, sweep_plots
 from netembed.gradients import input_gradients, line_sections
 
 
@@ -87,7 +87,7 @@ def test_probe_frame_confusion_and_sweep():
     m = np.array([[3, 1], [0, 4]])
     np.testing.assert_array_equal(plots.confusion_figure(m).data[0].z, m)
     rows = [{"mask_ratio": r, "bottleneck": b, "linear_accuracy": r + b} for r in (0.25, 0.5) for b in (2, 4, 8)]
-    fig = plots.sweep_figure(rows)
+    fig = sweep_plots.sweep_figure(rows)
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3, 2) and z[2, 1] == pytest.approx(8.5)
     assert fig.data[0].texttemplate and fig.data[0].text[2][1] == "8.50"  # numbers in the cells
@@ -116,11 +116,11 @@ def test_sweep_with_several_seeds_writes_mean_and_spread_and_friendly_headers():
     rows = [{"mask_ratio": 0.5, "bottleneck": 2, "seed": s, "linear_accuracy": a, "n_held_out": 40}
             for s, a in enumerate([0.6, 0.8])] + [{"mask_ratio": 0.5, "bottleneck": 4, "seed": 0,
                                                     "linear_accuracy": 0.9, "n_held_out": 40}]  # fmt: skip
-    fig = plots.sweep_figure(rows)
+    fig = sweep_plots.sweep_figure(rows)
     z = np.asarray(fig.data[0].z)
     assert z[0, 0] == pytest.approx(0.7) and fig.data[0].text[0][0] == f"0.70 ± {np.std([0.6, 0.8], ddof=1):.2f}"
     assert fig.data[0].colorbar.title.text == "linear probe accuracy"
-    frame = plots.sweep_frame(rows)
+    frame = sweep_plots.sweep_frame(rows)
     assert list(frame.columns) == ["mask ratio", "bottleneck", "seed", "linear probe accuracy", "held-out models (n)"]
 
 

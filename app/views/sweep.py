@@ -10,8 +10,8 @@ from app.jobs import sweep_job
 from app.jobs_ui import job_panel
 from netembed.config import SWEEP_BOTTLENECKS, SWEEP_MASK_RATIOS, ClozeConfig, ConfigError
 from netembed.limits import check_pipeline
-from netembed.plots import SWEEP_SCORES, cloze_settings_text, sweep_figure, sweep_frame
 from netembed.store import Run
+from netembed.sweep_plots import SWEEP_SCORES, cloze_settings_text, sweep_figure, sweep_frame
 
 # the grid one can pick from; the default grid is the command line's (config.SWEEP_*)
 RATIOS = sorted({0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, *SWEEP_MASK_RATIOS})

@@ -1,20 +1,23 @@
-"""The zoo's training step, autograd engine against the fused one (zoo_fused.py), in model-steps/s.
+"""The zoo's training step, the autograd engine against the fused ones (zoo_fused.py, zoo_triton.py), in model-steps/s.
 
     python -m benchmarks.gpu_step                                      # CPU: 100 and 1000 models, relu / tanh / sine
     python -m benchmarks.gpu_step --device cuda --models 16384,65536   # a GPU, the issue's target (< 3 min planned)
     python -m benchmarks.gpu_step --device cuda --models 16384 --activations relu --engines autograd,fused,fused+compile
+    python -m benchmarks.gpu_step --device cuda --models 16384 --activations relu --engines triton@32x4,triton@128x8
 
 For each activation and zoo size: the same models (1 -> 32 -> 32 -> 1, batch 256 by default) are
 stepped by each engine through zoo.make_step, on inputs and targets drawn on the device beforehand
 (a pool of POOL draws, cycled), interleaved in rounds; the median round counts. On CUDA the fused
-engine is one CUDA graph per step. Before timing, a check trains a small zoo 20 steps with both
+engine is one CUDA graph per step, the Triton engine one kernel per step (at tl.dot precision ieee,
+tf32x3 or tf32, and a block of samples x warps that may be given). Before timing, a check trains a small zoo 20 steps with both
 engines from the same init on the same inputs and prints their largest weight difference.
 
 The peak: one square float32 matmul (4096 on CUDA, 1024 on CPU), repeated, in GFLOP/s; each
 engine's rate is also given as a fraction of it (FLOPs: 2 per multiply-add of the forward and
 backward matmuls, as benchmarks/zoo_speed.py counts them; elementwise work and Adam not counted),
 next to the rate of the hidden layer's batched matmul (n, B, W) x (n, W, W) alone, the ceiling
-of any step built from torch's bmm. TF32 stays off (torch's default): float32 throughout.
+of any step built from torch's bmm. TF32 stays off (torch's default): float32 throughout, except in
+the engines named -tf32x3 / -tf32 (the check says how far their weights move from autograd's).
 With --train-zoo, also the whole train_zoo loop (draws, gathers, logging) for relu at the first size.
 Writes benchmarks/results/gpu_step_<device>.json.
 """
@@ -35,6 +38,7 @@ from netembed.config import FamilyConfig, ZooConfig
 from netembed.family import make_family
 from netembed.zoo import lr_at, make_step, siren_scale, train_zoo
 from netembed.zoo_fused import FusedStep
+from netembed.zoo_triton import TritonStep
 
 RESULTS = Path(__file__).parent / "results"
 POOL = 8  # distinct (x, y) draws cycled through the timed steps
@@ -71,9 +75,15 @@ def draws(config: ZooConfig, n: int, device, seed: int = 1):
 
 
 def build_step(engine: str, layers, config: ZooConfig, device):
-    """make_step's engine, or "fused+compile": the fused step with its forward and backward compiled."""
+    """make_step's engine, or "fused+compile" (the fused step with its forward and backward compiled), or
+    "triton[-PRECISION][@BBxWARPS]": the Triton step at a tl.dot precision (ieee, tf32x3, tf32) and block."""
     if engine == "fused+compile":
         return FusedStep(layers, config, lr_at, compile=True)
+    if engine.startswith("triton"):
+        name, _, block = engine.partition("@")
+        precision = name.partition("-")[2] or "ieee"
+        blocks = tuple(int(k) for k in block.split("x")) if block else None
+        return TritonStep(layers, config, lr_at, precision=precision, block=blocks)
     return make_step(layers, config, device, engine)[0]
 
 
@@ -173,7 +183,7 @@ def train_zoo_rates(n: int, device, steps: int) -> dict:
     family = make_family(FamilyConfig(n_functions=16, seed=0))
     config = ZooConfig(models_per_function=max(2, n // 16), steps=steps)
     out = {}
-    for engine in ("autograd", "fused"):
+    for engine in ("autograd", "fused") + (("triton",) if torch.device(device).type == "cuda" else ()):
         zoo = train_zoo(family, config, device=str(device), engine=engine)
         out[engine] = zoo.n_models * zoo.steps_done / zoo.seconds
     return out
@@ -187,7 +197,10 @@ def main(argv=None):
     )
     parser.add_argument("--activations", default="relu,tanh,sine")
     parser.add_argument(
-        "--engines", default="autograd,fused", help="autograd, fused, fused+compile (torch.compile, slow to build)"
+        "--engines",
+        default=None,
+        help="autograd, fused, fused+compile (torch.compile, slow to build), triton[-ieee|-tf32x3|-tf32][@BBxWARPS] "
+        "(default: autograd,fused on the CPU; autograd,fused,triton,triton-tf32x3 on CUDA)",
     )
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=2)
@@ -207,7 +220,7 @@ def main(argv=None):
     cuda = device.type == "cuda"
     sizes = [int(s) for s in (args.models or ("16384,65536" if cuda else "100,1000")).split(",")]
     budget = args.model_steps or (2e6 if cuda else 2e4)
-    engines = args.engines.split(",")
+    engines = (args.engines or ("autograd,fused,triton,triton-tf32x3" if cuda else "autograd,fused")).split(",")
     peak = matmul_gflops(device, 4096 if cuda else 1024)
     info = machine()
     print(f"device {device} ({info.get('gpu', info['cpu'])}), torch {torch.__version__}, {args.threads} CPU thread(s)")
@@ -232,22 +245,16 @@ def main(argv=None):
             line = ", ".join(
                 f"{e} {rate_text(rates[e])} ({100 * r['fraction_of_peak'][e]:.1f}% of peak)" for e in engines
             )
-            ratio = (
-                f"; fused / autograd {rates['fused'] / rates['autograd']:.2f}x"
-                if {"fused", "autograd"} <= set(rates)
-                else ""
+            ratio = "".join(
+                f"; {e} / autograd {rates[e] / rates['autograd']:.2f}x" for e in engines if e != "autograd" and "autograd" in rates
             )
             mem = f"; peak {', '.join(f'{e} {g:.1f} GiB' for e, g in r['peak_gib'].items())}" if r["peak_gib"] else ""
             print(f"{activation:10s} {n:6d} models, {steps} steps x {args.rounds} rounds: {line}{ratio}{mem}; "
                   f"hidden bmm alone {r['hidden_bmm_gflops']:.0f} GFLOP/s", flush=True)  # fmt: skip
-    target = [
-        r
-        for r in rows
-        if r["activation"] == "relu" and r["models"] >= TARGET_MODELS and "fused" in r["model_steps_per_s"]
-    ]
-    if cuda and target:
-        best = max(r["model_steps_per_s"]["fused"] for r in target)
-        print(f"target >= {TARGET_RATE / 1e6:.0f} M model-steps/s at >= {TARGET_MODELS} models (relu): "
+    target = [r for r in rows if r["activation"] == "relu" and r["models"] >= TARGET_MODELS]
+    for engine in [e for e in engines if e != "autograd"] if cuda and target else []:
+        best = max(r["model_steps_per_s"][engine] for r in target)
+        print(f"target >= {TARGET_RATE / 1e6:.0f} M model-steps/s at >= {TARGET_MODELS} models (relu), {engine}: "
               f"{best / 1e6:.2f} M/s, {'met' if best >= TARGET_RATE else 'not met'}")  # fmt: skip
     whole = None
     if args.train_zoo:

@@ -4,10 +4,11 @@ Every model's weights are stacked along a leading `models` axis, so a step of al
 is a handful of batched matmuls. The summed loss gives each model exactly its own
 gradient (models share no parameters), and Adam is elementwise, so the stacked training
 is the same computation as a loop of per-model `nn.Module`s with their own optimisers.
-Three engines run the step (`make_step`): the fused C kernel of zoo_kernel.py on the CPU for
-ReLU / leaky-ReLU (24-31x the loop as measured, see benchmarks/zoo_speed.py); zoo_fused.py's
-`FusedStep` (batched matmuls, a hand-derived backward, fused Adam; a CUDA graph on a GPU) for any
-device and activation; and this file's `AutogradStep` (autograd and torch's Adam), the reference.
+Four engines run the step (`make_step`): the fused C kernel of zoo_kernel.py on the CPU for
+ReLU / leaky-ReLU (24-31x the loop as measured, see benchmarks/zoo_speed.py); zoo_triton.py's one
+Triton kernel per step on a GPU for 1 -> W -> W -> 1 models; zoo_fused.py's `FusedStep` (batched
+matmuls, a hand-derived backward, fused Adam; a CUDA graph on a GPU) for any device and activation;
+and this file's `AutogradStep` (autograd and torch's Adam), the reference.
 
 Model i trains function `task_ids[i]`; models are ordered function-major
 (i = k * M + m) and the first `n_train_seeds` replicates of each function form the
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import zoo_kernel
+from . import zoo_kernel, zoo_triton
 from .config import ZooConfig
 from .family import dense_grid
 from .zoo_fused import FusedStep
@@ -52,7 +53,7 @@ class Zoo:
     failed: np.ndarray  # (n,) bool: diverged (NaN/Inf) or fit_mse / target variance > config.fail_relative_mse
     seconds: float = 0.0  # wall time of training
     steps_done: int = 0  # < config.steps when training was stopped early
-    engine: str = ""  # which training step ran: "kernel", "fused" or "autograd" (see make_step)
+    engine: str = ""  # which training step ran: "kernel", "triton", "fused" or "autograd" (see make_step)
 
     @property
     def n_models(self) -> int:
@@ -221,10 +222,11 @@ def train_zoo(
     `progress` runs only at the logged steps (every steps/500); `should_stop(step)` is asked after every
     step, so a cancel lands at the next step (True stops, logging the partial window).
 
-    engine: "kernel" (the fused C step, CPU relu / leaky_relu), "fused" (batched matmuls, a
+    engine: "kernel" (the fused C step, CPU relu / leaky_relu), "triton" (one Triton kernel per step, 1 -> W ->
+    W -> 1 models; a GPU, or its interpreter on the CPU), "fused" (batched matmuls, a
     hand-derived backward and fused Adam; a CUDA graph on a GPU; any device and activation),
-    "autograd" (the same with autograd and torch's Adam: the reference), or "auto" (the kernel
-    where it runs, else fused). All compute the same numbers up to float rounding.
+    "autograd" (the same with autograd and torch's Adam: the reference), or "auto" (Triton on a GPU, the C
+    kernel on the CPU, where each runs; else fused). All compute the same numbers up to float rounding.
     tasks, replicates: train only these functions / seed indices (a shard, see shards.py);
     every model still gets the init, inputs and targets it has in the whole zoo.
     """
@@ -298,17 +300,23 @@ class AutogradStep:
         return losses.detach()
 
 
-ENGINES = ("auto", "kernel", "fused", "autograd")
+ENGINES = ("auto", "kernel", "triton", "fused", "autograd")
 
 
 def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
-    """The training step for this zoo and the engine's name. "auto": the C kernel where it runs (CPU relu /
-    leaky_relu, one input), else the fused torch step (zoo_fused.py: faster than autograd on the CPU, and
-    one CUDA graph per step on a GPU); a kernel that should run here but cannot be built warns first."""
+    """The training step for this zoo and the engine's name. "auto": on a GPU the Triton kernel where it takes
+    the shape (zoo_triton.py: 1 -> W -> W -> 1), else the fused torch step (zoo_fused.py, one CUDA graph per
+    step); on the CPU the C kernel where it runs (relu / leaky_relu, one input), else the fused torch step
+    (faster than autograd there); a C kernel that should run but cannot be built warns first. "triton" on the
+    CPU runs Triton's interpreter: for tests, far slower than any other engine."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine in ("fused", "autograd"):
         return (FusedStep(layers, config, lr_at) if engine == "fused" else AutogradStep(layers, config)), engine
+    if engine == "triton" or (engine == "auto" and torch.device(device).type == "cuda"):
+        if engine == "triton" or zoo_triton.why_unavailable(config, layers[0][0].shape[1]) is None:
+            return zoo_triton.TritonStep(layers, config, lr_at), "triton"
+        return FusedStep(layers, config, lr_at), "fused"
     # The C kernel's first layer is a broadcast of one scalar input (and its backward a row sum);
     # d inputs need a (batch, d) x (d, width) matmul and its transpose inside the C pass: not done yet.
     if layers[0][0].shape[1] > 1:

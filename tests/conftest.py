@@ -9,6 +9,10 @@ import torch
 # Tests run beside other processes: 1 thread is the predictable choice. NETEMBED_TEST_THREADS=2 runs the
 # suite with 2 torch threads, to check that no assertion depends on the thread count.
 torch.set_num_threads(int(os.environ.get("NETEMBED_TEST_THREADS", "1")))
+# Without a GPU, the Triton step (netembed/zoo_triton.py) runs in Triton's interpreter, a mode Triton reads once,
+# when first imported; torch's optimizers import it, so it is set before any test runs.
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
 
 from netembed.config import FamilyConfig, ZooConfig  # noqa: E402
 from netembed.family import make_family  # noqa: E402

@@ -76,14 +76,15 @@ def draws(config: ZooConfig, n: int, device, seed: int = 1):
 
 def build_step(engine: str, layers, config: ZooConfig, device):
     """make_step's engine, or "fused+compile" (the fused step with its forward and backward compiled), or
-    "triton[-PRECISION][@BBxWARPS]": the Triton step at a tl.dot precision (ieee, tf32x3, tf32) and block."""
+    "triton[-PRECISION][@BBxWARPS]": the Triton step at a tl.dot precision (tf32x3, the default; ieee; tf32)
+    and block (samples x warps; by default zoo_triton.default_block's)."""
     if engine == "fused+compile":
         return FusedStep(layers, config, lr_at, compile=True)
     if engine.startswith("triton"):
         name, _, block = engine.partition("@")
-        precision = name.partition("-")[2] or "ieee"
+        precision = {"precision": name.partition("-")[2]} if "-" in name else {}  # else the step's default
         blocks = tuple(int(k) for k in block.split("x")) if block else None
-        return TritonStep(layers, config, lr_at, precision=precision, block=blocks)
+        return TritonStep(layers, config, lr_at, block=blocks, **precision)
     return make_step(layers, config, device, engine)[0]
 
 
@@ -200,7 +201,7 @@ def main(argv=None):
         "--engines",
         default=None,
         help="autograd, fused, fused+compile (torch.compile, slow to build), triton[-ieee|-tf32x3|-tf32][@BBxWARPS] "
-        "(default: autograd,fused on the CPU; autograd,fused,triton,triton-tf32x3 on CUDA)",
+        "(default: autograd,fused on the CPU; autograd,fused,triton,triton-ieee on CUDA)",
     )
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=2)
@@ -220,7 +221,7 @@ def main(argv=None):
     cuda = device.type == "cuda"
     sizes = [int(s) for s in (args.models or ("16384,65536" if cuda else "100,1000")).split(",")]
     budget = args.model_steps or (2e6 if cuda else 2e4)
-    engines = (args.engines or ("autograd,fused,triton,triton-tf32x3" if cuda else "autograd,fused")).split(",")
+    engines = (args.engines or ("autograd,fused,triton,triton-ieee" if cuda else "autograd,fused")).split(",")
     peak = matmul_gflops(device, 4096 if cuda else 1024)
     info = machine()
     print(f"device {device} ({info.get('gpu', info['cpu'])}), torch {torch.__version__}, {args.threads} CPU thread(s)")

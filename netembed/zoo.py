@@ -305,7 +305,7 @@ ENGINES = ("auto", "kernel", "triton", "fused", "autograd")
 
 def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
     """The training step for this zoo and the engine's name. "auto": on a GPU the Triton kernel where it takes
-    the shape (zoo_triton.py: 1 -> W -> W -> 1), else the fused torch step (zoo_fused.py, one CUDA graph per
+    the shape (zoo_triton.py: 1 -> W -> W -> 1) and ran faster (relu, leaky_relu, tanh), else the fused torch step (zoo_fused.py, one CUDA graph per
     step); on the CPU the C kernel where it runs (relu / leaky_relu, one input), else the fused torch step
     (faster than autograd there); a C kernel that should run but cannot be built warns first. "triton" on the
     CPU runs Triton's interpreter: for tests, far slower than any other engine."""
@@ -314,7 +314,7 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
     if engine in ("fused", "autograd"):
         return (FusedStep(layers, config, lr_at) if engine == "fused" else AutogradStep(layers, config)), engine
     if engine == "triton" or (engine == "auto" and torch.device(device).type == "cuda"):
-        if engine == "triton" or zoo_triton.why_unavailable(config, layers[0][0].shape[1]) is None:
+        if engine == "triton" or zoo_triton.auto_prefers(config, layers[0][0].shape[1]):
             return zoo_triton.TritonStep(layers, config, lr_at), "triton"
         return FusedStep(layers, config, lr_at), "fused"
     # The C kernel's first layer is a broadcast of one scalar input (and its backward a row sum);

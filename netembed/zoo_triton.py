@@ -15,8 +15,10 @@ and written once (about 28 KB at W = 32) plus the model's targets: the step is b
 
 Widths and batches need not be powers of two: the weights are loaded zero-padded to WP (act(0) = 0
 for every activation here, so padded units stay silent), and rows past B get zero error. The
-matmuls are tl.dot at `precision` "ieee" (float32, what the autograd engine computes: torch keeps
-TF32 off), or "tf32x3" / "tf32" (tensor cores; benchmarks/gpu_step.py measures what they give).
+matmuls are tl.dot at `precision` "tf32x3" (the default: tensor cores, three TF32 products per float32
+product, within float32's rounding of the autograd engine, which keeps TF32 off), "ieee" (float32 on
+the CUDA cores, 1.6x slower) or "tf32" (one TF32 product: 1.5x faster again, but weights drift from
+autograd's by ~5e-2 in 20 steps). Measured on an H200 with benchmarks/gpu_step.py: see the README.
 
 Without a GPU the kernel runs in Triton's interpreter (numpy, one program at a time: for tests
 only); `auto` in zoo.make_step picks this step on CUDA alone.
@@ -36,7 +38,10 @@ from .config import ZooConfig
 from .zoo_fused import ADAM_BETAS, ADAM_EPS, LEAKY_SLOPE
 
 ACTIVATION_CODES = {"relu": 0, "leaky_relu": 1, "tanh": 2, "sine": 3, "gelu": 4}
-PRECISIONS = ("ieee", "tf32x3", "tf32")
+PRECISIONS = ("tf32x3", "ieee", "tf32")
+# What `auto` trains with this step on a GPU; sine (libdevice's sin and cos) and gelu (erf, exp) measured slower
+# than the fused torch step there (see auto_prefers).
+FAST_ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 MAX_WIDTH = 128  # a (W, W) weight, its gradient and Adam's moments live in one program's registers
 DEPTH = 2  # hidden layers the kernel is written for (1 -> W -> W -> 1)
 
@@ -58,16 +63,26 @@ def why_unavailable(config: ZooConfig, input_dim: int = 1) -> str | None:
     return None
 
 
+def auto_prefers(config: ZooConfig, input_dim: int = 1) -> bool:
+    """Whether `auto` should train this zoo with the Triton step on a GPU: it takes the shape and the activation
+    ran faster than zoo_fused's CUDA graph there (H200: relu 10 vs 3.5 M model-steps/s, tanh 8.1 vs 3.6; sine
+    2.5 vs 3.2)."""
+    return config.activation in FAST_ACTIVATIONS and why_unavailable(config, input_dim) is None
+
+
 def next_power_of_two(k: int) -> int:
     return 1 << max(0, k - 1).bit_length()
 
 
 def default_block(width: int, batch: int) -> tuple[int, int]:
-    """(BB, num_warps): samples per block and warps per program. BB * WP stays at 2048 so a block's handful of
-    (BB, WP) tiles fit in registers; 4 warps. Fixed by shape alone, never by timing, so a config gives the same
-    summation order (the same numbers) on every run."""
+    """(BB, num_warps): samples per block and warps per program, by shape alone (never by timing, so a config
+    sums in the same order, to the same numbers, on every run). At W = 32 on an H200 (benchmarks/gpu_step.py,
+    relu, 16k models, float32 dots) 32 samples x 2 warps ran 7.8 M model-steps/s against 6.1-6.4 for 32-64 x 4,
+    4.1-4.9 for 128 x 4-8 and 0.8 for 256 x 8 (register spills). Other widths keep a block's (BB, WP) tiles at
+    the same size per thread; they were not measured."""
     wp = max(16, next_power_of_two(width))
-    return max(16, min(next_power_of_two(batch), 2048 // wp)), 4
+    warps = 2 if wp <= 32 else 4 if wp == 64 else 8
+    return max(16, min(next_power_of_two(batch), 1024 // wp)), warps
 
 
 class TritonStep:
@@ -79,7 +94,7 @@ class TritonStep:
         layers: list[tuple[torch.Tensor, torch.Tensor]],
         config: ZooConfig,
         lr_at: Callable[[int, ZooConfig], float],
-        precision: str = "ieee",
+        precision: str = "tf32x3",
         block: tuple[int, int] | None = None,
     ):
         why = why_unavailable(config, layers[0][0].shape[1])

@@ -17,8 +17,9 @@ Widths and batches need not be powers of two: the weights are loaded zero-padded
 for every activation here, so padded units stay silent), and rows past B get zero error. The
 matmuls are tl.dot at `precision` "tf32x3" (the default: tensor cores, three TF32 products per float32
 product, within float32's rounding of the autograd engine, which keeps TF32 off), "ieee" (float32 on
-the CUDA cores, 1.6x slower) or "tf32" (one TF32 product: 1.5x faster again, but weights drift from
-autograd's by ~5e-2 in 20 steps). Measured on an H200 with benchmarks/gpu_step.py: see the README.
+the CUDA cores: 1.6x slower for relu, 10x for sine) or "tf32" (one TF32 product: 1.5x faster than
+tf32x3, but weights drift from autograd's by 2e-2 to 6e-2 in 20 steps). Measured on an H200 with
+benchmarks/gpu_step.py: see the README.
 
 Without a GPU the kernel runs in Triton's interpreter (numpy, one program at a time: for tests
 only); `auto` in zoo.make_step picks this step on CUDA alone.
@@ -39,9 +40,6 @@ from .zoo_fused import ADAM_BETAS, ADAM_EPS, LEAKY_SLOPE
 
 ACTIVATION_CODES = {"relu": 0, "leaky_relu": 1, "tanh": 2, "sine": 3, "gelu": 4}
 PRECISIONS = ("tf32x3", "ieee", "tf32")
-# What `auto` trains with this step on a GPU; sine (libdevice's sin and cos) and gelu (erf, exp) measured slower
-# than the fused torch step there (see auto_prefers).
-FAST_ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 MAX_WIDTH = 128  # a (W, W) weight, its gradient and Adam's moments live in one program's registers
 DEPTH = 2  # hidden layers the kernel is written for (1 -> W -> W -> 1)
 
@@ -64,24 +62,28 @@ def why_unavailable(config: ZooConfig, input_dim: int = 1) -> str | None:
 
 
 def auto_prefers(config: ZooConfig, input_dim: int = 1) -> bool:
-    """Whether `auto` should train this zoo with the Triton step on a GPU: it takes the shape and the activation
-    ran faster than zoo_fused's CUDA graph there (H200: relu 10 vs 3.5 M model-steps/s, tanh 8.1 vs 3.6; sine
-    2.5 vs 3.2)."""
-    return config.activation in FAST_ACTIVATIONS and why_unavailable(config, input_dim) is None
+    """Whether `auto` trains this zoo with the Triton step on a GPU: wherever it takes the shape. On an H200 at
+    16k models it ran every activation faster than zoo_fused's CUDA graph (model-steps/s: relu 12.3 M vs 3.5 M,
+    leaky_relu 11.9 vs 3.6, tanh 8.6 vs 3.6, gelu 8.0 vs 3.1, sine 5.0 vs 3.2; benchmarks/gpu_step.py)."""
+    return why_unavailable(config, input_dim) is None
 
 
 def next_power_of_two(k: int) -> int:
     return 1 << max(0, k - 1).bit_length()
 
 
-def default_block(width: int, batch: int) -> tuple[int, int]:
-    """(BB, num_warps): samples per block and warps per program, by shape alone (never by timing, so a config
-    sums in the same order, to the same numbers, on every run). At W = 32 on an H200 (benchmarks/gpu_step.py,
-    relu, 16k models, float32 dots) 32 samples x 2 warps ran 7.8 M model-steps/s against 6.1-6.4 for 32-64 x 4,
-    4.1-4.9 for 128 x 4-8 and 0.8 for 256 x 8 (register spills). Other widths keep a block's (BB, WP) tiles at
-    the same size per thread; they were not measured."""
+SLOW_ACTIVATIONS = ("sine", "gelu")  # libdevice's sin / cos and erf / exp: more registers per sample
+
+
+def default_block(width: int, batch: int, activation: str = "relu") -> tuple[int, int]:
+    """(BB, num_warps): samples per block and warps per program, by shape and activation alone (never by timing,
+    so a config sums in the same order, to the same numbers, on every run). Measured on an H200 at W = 32, 16k
+    models, tf32x3 (benchmarks/gpu_step.py --engines triton@BBxWARPS; M model-steps/s at 32x1, 32x2, 16x2, 64x2):
+    relu 16.9, 12.4, 14.9, 14.6; tanh 11.6, 8.6, 8.3, 9.0; gelu 7.3, 8.0, 6.4, 6.7; sine 2.8, 5.0, 4.4, 3.2; and
+    relu at 32x4 5.8, 64x4 10.1 (spills). So 32 samples of 32 units, one warp, two for sine and gelu. Other widths
+    keep a block's (BB, WP) tiles at that size per thread; they were not measured."""
     wp = max(16, next_power_of_two(width))
-    warps = 2 if wp <= 32 else 4 if wp == 64 else 8
+    warps = {16: 1, 32: 1, 64: 4, 128: 8}[wp] * (2 if activation in SLOW_ACTIVATIONS and wp <= 32 else 1)
     return max(16, min(next_power_of_two(batch), 1024 // wp)), warps
 
 
@@ -110,7 +112,7 @@ class TritonStep:
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
         self.n, self.width, self.B = self.params[0].shape[0], config.width, config.batch_size
         self.config, self.lr_at, self.precision = config, lr_at, precision
-        self.block_batch, self.num_warps = block or default_block(config.width, config.batch_size)
+        self.block_batch, self.num_warps = block or default_block(config.width, config.batch_size, config.activation)
         self.losses = torch.empty(self.n, device=self.params[0].device)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, step: int) -> torch.Tensor:

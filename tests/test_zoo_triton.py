@@ -77,8 +77,9 @@ def test_shapes_the_kernel_is_not_written_for_are_a_clear_error():
 
 
 def test_the_default_block_keeps_a_blocks_tiles_small():
-    assert default_block(32, 256) == (32, 2)  # 32 samples x 32 units: the fastest measured on an H200
-    assert default_block(7, 33) == (64, 2)  # width padded to 16, the batch to 64
+    assert default_block(32, 256) == (32, 1)  # 32 samples x 32 units: the fastest measured on an H200
+    assert default_block(32, 256, "sine") == (32, 2)  # sin and cos need more registers
+    assert default_block(7, 33) == (64, 1)  # width padded to 16, the batch to 64
     assert default_block(128, 256) == (16, 8)  # tl.dot's smallest side
 
 
@@ -93,8 +94,8 @@ def test_both_float32_precisions_train_as_autograd_does_on_a_gpu(precision):
 
 
 @pytest.mark.skipif(not CUDA, reason="no CUDA device: on the CPU the same tests run the kernel in the interpreter")
-def test_auto_picks_the_triton_step_on_a_gpu_where_it_fits_and_is_faster():
+def test_auto_picks_the_triton_step_on_a_gpu_where_it_fits():
     config = config_of("relu", 2)
     assert make_step(init_layers(config, np.arange(2), "cuda"), config, "cuda", "auto")[1] == "triton"
-    for other in (config_of("relu", 3), config_of("sine", 2)):  # a shape it is not written for; a slower activation
-        assert make_step(init_layers(other, np.arange(2), "cuda"), other, "cuda", "auto")[1] == "fused"
+    deep = config_of("relu", 3)  # a shape the kernel is not written for
+    assert make_step(init_layers(deep, np.arange(2), "cuda"), deep, "cuda", "auto")[1] == "fused"

@@ -119,13 +119,15 @@ def estimate_models(n: int, config: ZooConfig, device: str = "cpu") -> Estimate:
     """estimate_zoo for any number of models `n` trained by one train_zoo call (a whole zoo or one shard)."""
     from .zoo import DRAW_CHUNK, FIT_CHUNK, FIT_GRID  # imported here: store.py imports this module early
     from .zoo_kernel import why_unavailable
+    from .zoo_triton import auto_prefers
 
     p = mlp_params(config)
     state = 4 * n * p * FLOAT  # weights, gradients and Adam's two moments
     # targets drawn DRAW_CHUNK steps ahead, gathered per model (measured: ~2 copies of (n, chunk, batch))
     draws = 2 * DRAW_CHUNK * n * config.batch_size * FLOAT
-    if why_unavailable(config, device) is None:
-        activations = 0  # the fused C step works model by model in small buffers
+    on_gpu = str(device).startswith("cuda")
+    if why_unavailable(config, device) is None or (on_gpu and auto_prefers(config)):
+        activations = 0  # the C step (CPU) and the Triton step (GPU) work model by model in small buffers
     else:  # autograd keeps ~4 (n, batch, width) tensors per layer: pre-activation, activation, their gradients
         activations = 4 * n * config.batch_size * config.width * config.depth * FLOAT
     chunk = min(n, FIT_CHUNK)

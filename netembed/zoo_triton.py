@@ -1,8 +1,8 @@
 """The zoo's training step as ONE Triton kernel: forward, loss, backward and Adam, one program per model.
 
 zoo_fused.FusedStep runs a step as a dozen torch kernels, each reading and writing (n, B, W)
-activations through GPU memory; on an H100 the autograd engine saturated at about 1 M model-steps/s
-(issue 14). Here each program owns one model of 1 -> W -> W -> 1 (input_dim 1, depth 2, the zoo's
+activations through GPU memory; the autograd engine saturated at about 1 M model-steps/s on an H100
+(issue 14) and 3 M on an H200 (measured here), the fused step at 3.5 M. Here each program owns one model of 1 -> W -> W -> 1 (input_dim 1, depth 2, the zoo's
 default shape): it loads the model's weights into registers, walks the batch in blocks of BB
 samples, keeps every activation of a block in registers, accumulates the gradients there, and ends
 with Adam on its own weights. Per model-step, memory traffic is the weights and Adam's moments read
@@ -63,8 +63,8 @@ def why_unavailable(config: ZooConfig, input_dim: int = 1) -> str | None:
 
 def auto_prefers(config: ZooConfig, input_dim: int = 1) -> bool:
     """Whether `auto` trains this zoo with the Triton step on a GPU: wherever it takes the shape. On an H200 at
-    16k models it ran every activation faster than zoo_fused's CUDA graph (model-steps/s: relu 12.3 M vs 3.5 M,
-    leaky_relu 11.9 vs 3.6, tanh 8.6 vs 3.6, gelu 8.0 vs 3.1, sine 5.0 vs 3.2; benchmarks/gpu_step.py)."""
+    16k models it ran every activation faster than zoo_fused's CUDA graph (model-steps/s: relu 16.8 M vs 3.5 M,
+    leaky_relu 16.3 vs 3.6, tanh 11.6 vs 3.6, gelu 8.0 vs 3.1, sine 5.0 vs 3.2; benchmarks/gpu_step.py)."""
     return why_unavailable(config, input_dim) is None
 
 

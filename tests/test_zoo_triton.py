@@ -47,7 +47,7 @@ def test_the_triton_step_trains_as_the_autograd_engine_does(activation):
     np.testing.assert_allclose(triton.loss_curves, plain.loss_curves, rtol=LOSS_RTOL, atol=0)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sine", "gelu"])
+@pytest.mark.parametrize("activation", ["relu", "sine"])  # each activation: the train_zoo test above
 @pytest.mark.parametrize(("width", "batch", "block"), [(20, 50, (16, 4)), (7, 33, None), (32, 70, (32, 4))])
 def test_padded_widths_and_batches_over_several_blocks_match_autograd(activation, width, batch, block):
     """Widths padded to a power of two (act(0) = 0 keeps padded units silent), and batches whose last block is

@@ -17,6 +17,10 @@ with `git archive` to a temporary folder) and with this tree's, interleaved over
 medians and their ratio (the ratio is what to trust on a loaded machine). --compare bare puts a
 minimal streamlit app with one small plotly chart in REV's place: what the framework and the
 browser alone take on this machine.
+
+--breakdown times the steps of a cold start (server listening, page loaded, websocket, script run, chart chunk,
+chart drawn) for this app and for minimal apps without a chart, with a vega-lite chart and with a plotly chart,
+interleaved over --rounds (benchmarks/app_timeline.py).
 """
 
 from __future__ import annotations
@@ -180,8 +184,15 @@ if __name__ == "__main__":
     parser.add_argument("--compare", metavar="REV", help="cold start only, with git revision REV's app and this tree's "
                         "('bare': a minimal streamlit app with one plotly chart, the framework's floor)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="interleaved before/after rounds of --compare")
+    parser.add_argument("--breakdown", action="store_true", help="where the cold start goes: a timeline of this app "
+                        "and of minimal apps (no chart, vega-lite, plotly), interleaved over --rounds "
+                        "(benchmarks/app_timeline.py)")  # fmt: skip
     args = parser.parse_args()
-    if args.compare:
+    if args.breakdown:
+        from benchmarks.app_timeline import breakdown
+
+        print(json.dumps(breakdown(args.rounds), indent=1))
+    elif args.compare:
         print(json.dumps(compare(args.compare, args.rounds), indent=1))
     else:
         print_result(main())

@@ -11,7 +11,8 @@ context: empty cache, new origin), with marks along the way, in seconds since th
 - ws_open: the browser's websocket to the server opened; first_delta: the first element of the script run
   arrived; chart_delta: the chart's element arrived (the script has drawn it); script_finished: the first script
   run ended on the server (the message's arrival in the browser);
-- chart_chunk: the chart library's lazily loaded JS chunk fully received (PlotlyChart.*.js, ~4.7 MB);
+- chart_chunk: the chart library's lazily loaded JS chunks fully received (PlotlyChart.*.js, ~4.7 MB; vega-lite's
+  ArrowVegaLiteChart, loadVegaEmbed and embed chunks, ~0.8 MB);
 - drawn: the first chart visible (what app_speed's cold start waits for; for the no-chart app, the title).
 And, for the round: the server's CPU seconds, and the page renderer's from Chrome's Performance metrics
 (ProcessTime; ScriptDuration: JS run; V8CompileDuration: JS compiled), with the 1-minute load average.
@@ -46,7 +47,7 @@ BARE_APPS = {  # name: (app/main.py, the selector of what is drawn last)
                     'st.plotly_chart(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0])))\n', ".js-plotly-plot"),
 }  # fmt: skip
 OURS = ("this tree", ".js-plotly-plot")
-CHUNKS = ("PlotlyChart", "ArrowVegaLiteChart", "VegaLiteChart")  # the lazily loaded chart chunks' name prefixes
+CHUNKS = ("PlotlyChart", "ArrowVegaLiteChart", "loadVegaEmbed", "embed")  # the charts' lazily loaded JS chunks (name prefixes)
 MARKS = ("listening", "html", "dom_ready", "load", "ws_open", "first_delta", "chart_delta", "script_finished",
          "chart_chunk", "drawn")  # fmt: skip
 
@@ -127,10 +128,10 @@ def timeline(browser, code: Path, drawn_selector: str) -> dict:
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         timing = page.evaluate("""chunks => {
             const nav = performance.getEntriesByType('navigation')[0];
-            const chunk = performance.getEntriesByType('resource').find(r => chunks.some(c => r.name.includes('/' + c + '.')));
+            const found = performance.getEntriesByType('resource').filter(r => chunks.some(c => r.name.includes('/' + c + '.')));
             return {origin: performance.timeOrigin, html: nav.responseEnd, dom_ready: nav.domContentLoadedEventEnd,
-                    load: nav.loadEventEnd, chart_chunk: chunk ? chunk.responseEnd : null,
-                    chunk_bytes: chunk ? chunk.encodedBodySize : null};
+                    load: nav.loadEventEnd, chart_chunk: found.length ? Math.max(...found.map(r => r.responseEnd)) : null,
+                    chunk_bytes: found.length ? found.reduce((n, r) => n + r.encodedBodySize, 0) : null};
         }""", list(CHUNKS))  # fmt: skip
     finally:
         stop.set()

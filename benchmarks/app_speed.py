@@ -233,7 +233,9 @@ if __name__ == "__main__":
     elif args.breakdown:
         from benchmarks.app_timeline import breakdown
 
-        print(json.dumps(breakdown(args.rounds), indent=1))
+        result = breakdown(args.rounds)
+        (ROOT / "benchmarks" / "results" / "app_timeline.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result, indent=1))
     elif args.compare:
         print(json.dumps(compare(args.compare, args.rounds), indent=1))
     else:

@@ -20,7 +20,7 @@ browser alone take on this machine.
 
 --breakdown times the steps of a cold start (server listening, page loaded, websocket, script run, chart chunk,
 chart drawn) for this app and for minimal apps without a chart, with a vega-lite chart and with a plotly chart,
-interleaved over --rounds (benchmarks/app_timeline.py).
+interleaved over --rounds (benchmarks/app_timeline.py); its medians go to benchmarks/results/app_timeline.json.
 
 --returning measures a returning browser, labelled as such: the same browser profile and port, the server
 restarted, beside the same round's first visit (a cold start as above).

@@ -8,13 +8,6 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the 
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
-import streamlit.delta_generator  # noqa: E402
-
-# Streamlit checks once per server, on the first element, whether it runs in a REPL: inspect.stack() over the script
-# thread's frames, which resolves the module of every frame against all of sys.modules (0.05-0.14 s of the first
-# page's script run on this 2-core machine, benchmarks/app_timeline.py). This file only runs under `streamlit run`,
-# so the check's warning can never apply; marking it shown skips it (an unknown name here would be a no-op).
-streamlit.delta_generator._use_warning_has_been_displayed = True
 
 from app import sidebar, state, widgets  # noqa: E402
 from netembed.errors import USER_ERRORS  # noqa: E402

@@ -15,7 +15,7 @@ context: empty cache, new origin), with marks along the way, in seconds since th
   ArrowVegaLiteChart, loadVegaEmbed and embed chunks, ~0.8 MB);
 - drawn: the first chart visible (what app_speed's cold start waits for; for the no-chart app, the title).
 And, for the round: the server's CPU seconds, and the page renderer's from Chrome's Performance metrics
-(ProcessTime; ScriptDuration: JS run; V8CompileDuration: JS compiled), with the 1-minute load average.
+(ProcessTime: its CPU time; ScriptDuration: JS run), with the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ BARE_APPS = {  # name: (app/main.py, the selector of what is drawn last)
     "bare-plotly": ('import plotly.graph_objects as go\nimport streamlit as st\n\nst.title("bare")\n'
                     'st.plotly_chart(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0])))\n', ".js-plotly-plot"),
 }  # fmt: skip
-OURS = ("this tree", ".js-plotly-plot")
+OURS_DRAWN = ".js-plotly-plot"  # this app's first page: the Family chart
 CHUNKS = ("PlotlyChart", "ArrowVegaLiteChart", "loadVegaEmbed", "embed")  # the charts' lazily loaded JS chunks (name prefixes)
 MARKS = ("listening", "html", "dom_ready", "load", "ws_open", "first_delta", "chart_delta", "script_finished",
          "chart_chunk", "drawn")  # fmt: skip
@@ -143,7 +143,7 @@ def timeline(browser, code: Path, drawn_selector: str) -> dict:
         if timing[key] is not None:
             marks[key] = origin + timing[key] / 1000
     return {"marks": marks, "launched_at": started, "server_cpu_s": server_cpu, "renderer_cpu_s": metrics.get("ProcessTime"),
-            "renderer_script_s": metrics.get("ScriptDuration"), "renderer_compile_s": metrics.get("V8CompileDuration"),
+            "renderer_script_s": metrics.get("ScriptDuration"),
             "chart_chunk_bytes": timing["chunk_bytes"], "load_average_1min": os.getloadavg()[0]}  # fmt: skip
 
 
@@ -151,7 +151,7 @@ def breakdown(rounds: int, variants: tuple[str, ...] = ("ours", *BARE_APPS)) -> 
     """The timelines of `variants` (this app and the bare apps), interleaved over `rounds`: per-mark medians."""
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        places = {"ours": (ROOT, OURS[1])}
+        places = {"ours": (ROOT, OURS_DRAWN)}
         for name, (source, selector) in BARE_APPS.items():
             (Path(tmp) / name / "app").mkdir(parents=True)
             (Path(tmp) / name / "app" / "main.py").write_text(source)
@@ -170,7 +170,7 @@ def breakdown(rounds: int, variants: tuple[str, ...] = ("ours", *BARE_APPS)) -> 
                     print(f"round {i + 1}/{rounds} {name:11s} " + " ".join(
                         f"{k} {r['marks'][k]:.2f}" for k in MARKS if k in r["marks"]) +
                         f" | server CPU {r['server_cpu_s']:.2f} renderer CPU {r['renderer_cpu_s']:.2f} "
-                        f"(script {r['renderer_script_s']:.2f}, compile {r['renderer_compile_s']:.2f}) "
+                        f"(JS {r['renderer_script_s']:.2f}) "
                         f"load {r['load_average_1min']:.1f}", flush=True)  # fmt: skip
         finally:
             browser.close()
@@ -184,7 +184,7 @@ def summary(rs: list[dict]) -> dict:
         values = [r["marks"][k] for r in rs if k in r["marks"]]
         if values:
             out["marks_median_s"][k] = round(statistics.median(values), 3)
-    for k in ("server_cpu_s", "renderer_cpu_s", "renderer_script_s", "renderer_compile_s", "load_average_1min"):
+    for k in ("server_cpu_s", "renderer_cpu_s", "renderer_script_s", "load_average_1min"):
         out[k + "_median"] = round(statistics.median(r[k] for r in rs), 3)
     out["chart_chunk_bytes"] = rs[0]["chart_chunk_bytes"]
     return out

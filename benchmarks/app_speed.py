@@ -221,7 +221,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compare", metavar="REV", help="cold start only, with git revision REV's app and this tree's "
                         "('bare': a minimal streamlit app with one plotly chart, the framework's floor)")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved before/after rounds of --compare")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (interleaved before/after), --breakdown or --returning")
     parser.add_argument("--breakdown", action="store_true", help="where the cold start goes: a timeline of this app "
                         "and of minimal apps (no chart, vega-lite, plotly), interleaved over --rounds "
                         "(benchmarks/app_timeline.py)")  # fmt: skip

@@ -17,6 +17,13 @@ with `git archive` to a temporary folder) and with this tree's, interleaved over
 medians and their ratio (the ratio is what to trust on a loaded machine). --compare bare puts a
 minimal streamlit app with one small plotly chart in REV's place: what the framework and the
 browser alone take on this machine.
+
+--breakdown times the steps of a cold start (server listening, page loaded, websocket, script run, chart chunk,
+chart drawn) for this app and for minimal apps without a chart, with a vega-lite chart and with a plotly chart,
+interleaved over --rounds (benchmarks/app_timeline.py); its medians go to benchmarks/results/app_timeline.json.
+
+--returning measures a returning browser, labelled as such: the same browser profile and port, the server
+restarted, beside the same round's first visit (a cold start as above).
 """
 
 from __future__ import annotations
@@ -64,9 +71,12 @@ def server_command(port: int) -> list[str]:
             "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
 
 
-def cold_start(browser, code: Path) -> tuple[dict, subprocess.Popen, str]:
-    """Start the app of `code` and wait for its first page's chart; the server keeps running (returned)."""
-    port = free_port()
+def cold_start(browser, code: Path, context=None, port: int | None = None) -> tuple[dict, subprocess.Popen, str]:
+    """Start the app of `code` and wait for its first page's chart; the server keeps running (returned).
+
+    By default in new browser contexts (an empty cache) on a new port (a new origin); `context` and `port` reuse
+    them (returning_start)."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "NETEMBED_RUNS_DIR": str(Path("/tmp/netembed-bench-runs"))}
     out = {}
@@ -74,7 +84,7 @@ def cold_start(browser, code: Path) -> tuple[dict, subprocess.Popen, str]:
     server = subprocess.Popen(server_command(port), cwd=code, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = (context or browser).new_page(**({} if context else {"viewport": {"width": 1400, "height": 1000}}))
         deadline = time.time() + 60
         while True:  # the browser asks until the server answers, as a user pressing reload would
             try:
@@ -87,7 +97,7 @@ def cold_start(browser, code: Path) -> tuple[dict, subprocess.Popen, str]:
         page.wait_for_selector(PLOT, state="visible", timeout=120_000)
         out["cold_start_to_first_chart_s"] = time.perf_counter() - started
         out["server_cpu_to_first_chart_s"] = cpu_seconds(server.pid)
-        out["new_tab_first_chart_s"] = first_chart_seconds(browser.new_page(), url)
+        out["new_tab_first_chart_s"] = first_chart_seconds((context or browser).new_page(), url)
     except BaseException:
         stop(server)
         raise
@@ -167,6 +177,38 @@ def compare(rev: str, rounds: int) -> dict:
     return out
 
 
+def returning_start(rounds: int) -> dict:
+    """A returning browser, labelled as such (not issue 14's measurement, which is cold_start's fresh browser):
+    per round, one browser context (profile) and one port: a first visit (a cold start, as cold_start measures)
+    fills its cache; the server is stopped and started again on the same port, and the same measurement is
+    taken again, with the browser's cache (and the compiled code kept with it) from the first visit."""
+    runs = {"first_visit": [], "returning": []}
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            for i in range(rounds):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                port = free_port()
+                try:
+                    for name in runs:
+                        r, server, _ = cold_start(browser, ROOT, context, port)
+                        for page in context.pages:  # a closed tab would reconnect to the next server
+                            page.close()
+                        stop(server)
+                        r["load_average_1min"] = os.getloadavg()[0]
+                        runs[name].append(r)
+                        print(f"round {i + 1}/{rounds} {name:11s}: to the first chart {r['cold_start_to_first_chart_s']:.2f} s "
+                              f"(server CPU {r['server_cpu_to_first_chart_s']:.2f} s), load {r['load_average_1min']:.1f}",
+                              flush=True)  # fmt: skip
+                finally:
+                    context.close()
+        finally:
+            browser.close()
+    return {name: {"median_to_first_chart_s": round(statistics.median(r["cold_start_to_first_chart_s"] for r in rs), 2),
+                   "median_load_average_1min": round(statistics.median(r["load_average_1min"] for r in rs), 2),
+                   "runs": rs} for name, rs in runs.items()}  # fmt: skip
+
+
 def print_result(result: dict) -> None:
     targets = {"cold_start_to_first_chart_s": 3.0, "new_tab_first_chart_s": 5.0, "umap_view_after_warmup_s": 2.0,
                "server_peak_rss_mib": 1536.0}  # fmt: skip
@@ -179,9 +221,22 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compare", metavar="REV", help="cold start only, with git revision REV's app and this tree's "
                         "('bare': a minimal streamlit app with one plotly chart, the framework's floor)")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved before/after rounds of --compare")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (interleaved before/after), --breakdown or --returning")
+    parser.add_argument("--breakdown", action="store_true", help="where the cold start goes: a timeline of this app "
+                        "and of minimal apps (no chart, vega-lite, plotly), interleaved over --rounds "
+                        "(benchmarks/app_timeline.py)")  # fmt: skip
+    parser.add_argument("--returning", action="store_true", help="a returning browser (same profile and port, server "
+                        "restarted) beside its first visit, over --rounds; not issue 14's fresh-browser measurement")  # fmt: skip
     args = parser.parse_args()
-    if args.compare:
+    if args.returning:
+        print(json.dumps(returning_start(args.rounds), indent=1))
+    elif args.breakdown:
+        from benchmarks.app_timeline import breakdown
+
+        result = breakdown(args.rounds)
+        (ROOT / "benchmarks" / "results" / "app_timeline.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result, indent=1))
+    elif args.compare:
         print(json.dumps(compare(args.compare, args.rounds), indent=1))
     else:
         print_result(main())

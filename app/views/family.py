@@ -49,8 +49,8 @@ if st.button("Reset to the current run's family", icon=":material/restart_alt:")
     st.rerun()
 try:
     config = family_ui.family_ui(base)
-    with st.spinner("Drawing the family..."):
-        family = family_ui.cached_family(config)
+    with st.spinner("Drawing the family..."):  # the run's own family as stored, else drawn from the settings
+        family = run.family if run is not None and config == run.family.config else family_ui.cached_family(config)
 except (ConfigError, FamilyError) as e:
     st.error(str(e))
     st.stop()

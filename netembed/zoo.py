@@ -305,8 +305,8 @@ ENGINES = ("auto", "kernel", "triton", "fused", "autograd")
 
 def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
     """The training step for this zoo and the engine's name. "auto": on a GPU the Triton kernel where it takes
-    the shape (zoo_triton.py: 1 -> W -> W -> 1; 2.4-4.8x the fused step on an H200), else the fused torch step (zoo_fused.py, one CUDA graph per
-    step); on the CPU the C kernel where it runs (relu / leaky_relu, one input), else the fused torch step
+    the shape (zoo_triton.py: 1 -> W -> W -> 1; 1.5-4.8x the fused step on an H200), else the fused torch
+    step (zoo_fused.py, one CUDA graph per step); on the CPU the C kernel where it runs (relu / leaky_relu, one input), else the fused torch step
     (faster than autograd there); a C kernel that should run but cannot be built warns first. "triton" on the
     CPU runs Triton's interpreter: for tests, far slower than any other engine."""
     if engine not in ENGINES:

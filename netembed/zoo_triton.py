@@ -2,8 +2,8 @@
 
 zoo_fused.FusedStep runs a step as a dozen torch kernels, each reading and writing (n, B, W)
 activations through GPU memory; the autograd engine saturated at about 1 M model-steps/s on an H100
-(issue 14) and 3 M on an H200 (measured here), the fused step at 3.5 M. Here each program owns one model of 1 -> W -> W -> 1 (input_dim 1, depth 2, the zoo's
-default shape): it loads the model's weights into registers, walks the batch in blocks of BB
+(issue 14) and 3 M on an H200 (measured here), the fused step at 3.5 M. Here each program owns one
+model of 1 -> W -> W -> 1 (input_dim 1, depth 2, the zoo's default shape): it loads the model's weights into registers, walks the batch in blocks of BB
 samples, keeps every activation of a block in registers, accumulates the gradients there, and ends
 with Adam on its own weights. Per model-step, memory traffic is the weights and Adam's moments read
 and written once (about 28 KB at W = 32) plus the model's targets: the step is bound by arithmetic.

@@ -152,3 +152,27 @@ def test_a_zoo_trained_on_ray_from_the_page_joins_the_sessions_runs(ray_cluster,
     assert any(f"Zoo training finished: {job.total} model-steps" in s.value for s in at.success)
     entry = at.session_state["ne"]["history"].newest_first()[0]
     assert entry.run.zoo is job.result and entry.run.zoo.n_models == 2 * 2
+
+
+def test_a_job_waits_its_turn_on_ray_and_a_cancel_keeps_nothing(private_runs_folder):
+    """The server's other Ray job holds the turn (here: the test), so this one waits; its cancel ends it at once."""
+    from app import jobs
+
+    at = choose_ray(fresh())
+    with jobs._RAY_TURN:
+        job = train(at)
+        while job.stage != "waiting for this server's other Ray job to end":
+            assert job.running, job.error
+            job.wait(0.05)
+        at.run()
+        bars = [p.proto.text for p in at.get("progress")]
+        waiting = "0 of 200 model-steps · waiting for this server's other Ray job to end"  # 2 functions x 2 seeds x 50
+        assert len(bars) == 2 and bars[0].startswith(f"Zoo training: {waiting} · "), bars  # the panel (then seconds)
+        assert bars[1] == f"zoo: {waiting}", bars  # the sidebar's
+        at.button(key="cancel_zoo").click().run()
+        assert job.wait(SETTLE) and job.state == "cancelled" and job.result is None
+    settle(at, job)
+    assert [w.value for w in at.warning] == [
+        f"Zoo training cancelled on a local Ray cluster: a zoo with shards missing cannot be merged, so nothing was "
+        f"kept ({job.seconds:.1f} s)."]  # fmt: skip
+    assert not at.session_state["ne"]["history"].newest_first(), "no run joins the session"

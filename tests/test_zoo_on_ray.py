@@ -6,6 +6,7 @@ The Ray tests share one 2-CPU local cluster per module, as tests/test_executor.p
 RayExecutor joins it (ray.is_initialized()) instead of starting its own.
 """
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +81,7 @@ def test_a_cancel_stops_the_shards_not_yet_trained_and_keeps_nothing(tiny_family
     with pytest.raises(ValueError, match="n_shards must be in 1..2 when splitting by seed"):
         job.work(recorder([]))
 
-    job = sharded_zoo_job(tiny_family, CONFIG, "local", None, None, 3, "function")
-    work = job.work
-    job.work = lambda report: work(lambda *a, **k: (report(*a, **k), k["stage"] == "1 of 3 shards done" and job.cancel())[0])  # fmt: skip
+    job = cancel_at(sharded_zoo_job(tiny_family, CONFIG, "local", None, None, 3, "function"), "1 of 3 shards done")
     assert job.start().wait(SETTLE) and job.state == "cancelled"
     assert job.result is None and "a zoo with shards missing cannot be merged, so nothing was kept" in job.error
     assert trained == [[0], [1]], "the cancel lands at the next shard's report; the third never trains"
@@ -94,6 +93,29 @@ def test_the_job_on_ray_equals_the_job_here(ray_cluster, tiny_family):
     assert job.fraction == 1.0 and job.step == job.total and job.stage == "3 of 3 shards done"
     here = sharded_zoo_job(tiny_family, CONFIG, "local", None, None, 3, "function").work(recorder([]))
     assert_same_zoo(job.result, here)  # the same cells, one torch thread each: the same numbers
+
+
+def cancel_at(job, stage: str):
+    """Make `job` cancel itself right after the report whose stage is `stage` (as a click would, then)."""
+    work = job.work
+    job.work = lambda report: work(lambda *a, **k: (report(*a, **k), k["stage"] == stage and job.cancel())[0])
+    return job
+
+
+def test_a_cancel_on_ray_keeps_nothing_and_leaves_the_cluster_free(ray_cluster, tiny_family):
+    """The executor cancels the shards still pending when on_done raises (executor.py); what is checked here is
+    the job's side: it ends cancelled with no result, and no task of it holds the cluster's CPUs afterwards."""
+    import ray
+
+    config = ZooConfig(models_per_function=4, width=8, steps=2000, batch_size=32, seed=3)  # 4 shards by seed
+    job = cancel_at(sharded_zoo_job(tiny_family, config, "ray", None, 2, 4, "seed"), "1 of 4 shards done").start()
+    assert job.wait(SETTLE) and job.state == "cancelled" and job.result is None
+    assert job.stage in ("1 of 4 shards done", "2 of 4 shards done"), "the cancel lands at the next shard's report"
+    assert job.step < job.total
+    deadline = time.monotonic() + SETTLE  # a deadline for a hang, not a timing: the CPUs come back within a second
+    while ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, ray.available_resources()
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- the Zoo page

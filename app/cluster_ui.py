@@ -60,7 +60,7 @@ def run_on_ui(n_functions: int, config: ZooConfig, mixed: bool) -> OnRay | None:
         raise ConfigError(ray_missing())
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        address = widgets.text("Cluster address", "zoo_ray_address", "", placeholder="blank: a local cluster",
+        address = widgets.text("Cluster address", "zoo_ray_address", "", placeholder="a local cluster",
                                help="host:port (or ray://host:port, or auto) of a running cluster (`ray start --head`); "
                                     "netembed must be importable on its nodes. Blank: a local cluster of the workers "
                                     "below, started for this job and stopped after it.").strip()  # fmt: skip

@@ -64,7 +64,7 @@ def job_panel(kind: str, title: str, verdict=None) -> None:
             if warning:
                 st.warning(f"{title} finished in {j.seconds:.1f} s, but: {warning}")
             else:
-                st.success(f"{title} finished: {j.step} {j.unit}s in {j.seconds:.1f} s.")
+                st.success(f"{title} finished: {j.step:,} {j.unit}s in {j.seconds:.1f} s.")
         if not j.running:
             _open_button(j, kind)
         if not j.running and state.pending(kind):

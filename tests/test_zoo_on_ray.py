@@ -171,7 +171,7 @@ def test_a_zoo_trained_on_ray_from_the_page_joins_the_sessions_runs(ray_cluster,
     job = train(at)
     settle(at, job)
     assert job.state == "done", job.error
-    assert any(f"Zoo training finished: {job.total} model-steps" in s.value for s in at.success)
+    assert any(f"Zoo training finished: {job.total:,} model-steps" in s.value for s in at.success)
     entry = at.session_state["ne"]["history"].newest_first()[0]
     assert entry.run.zoo is job.result and entry.run.zoo.n_models == 2 * 2
 

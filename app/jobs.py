@@ -263,9 +263,9 @@ def sharded_zoo_job(family, config, executor_kind: str, address: str | None, wor
     the zoo train_zoo trains (bit for bit with the C kernel: every model is computed alone).
 
     The job counts model-steps (models x steps), reported as each shard arrives, so the bar moves once per
-    shard. A cancel lands when the next shard ends and stops the shards still queued or running (the
-    executor cancels them when on_done raises): a zoo with shards missing cannot be merged, so nothing is kept."""
-    from netembed.executor import make_executor
+    shard. A cancel stops the shards still queued or running, within STOP_POLL_S on Ray (RayExecutor.should_stop)
+    and when the running shard ends here; a zoo with shards missing cannot be merged, so nothing is kept."""
+    from netembed.executor import Stopped, make_executor
     from netembed.shards import train_zoo_sharded
 
     on_ray = executor_kind == "ray"
@@ -273,9 +273,12 @@ def sharded_zoo_job(family, config, executor_kind: str, address: str | None, wor
     why = f"cancelled on {where}: a zoo with shards missing cannot be merged, so nothing was kept"
 
     def work(report):
+        reached = [0]  # model-steps reported so far
+
         def progress(done: int, n: int, info: dict) -> None:
             loaded = f" ({info['loaded']} loaded)" if info["loaded"] else ""
             fraction = info["model_steps"] / max(1, info["model_steps_total"])
+            reached[0] = info["model_steps"]
             if not report(info["model_steps"], fraction=fraction, stage=f"{done} of {n} shards done{loaded}"):
                 raise Cancelled(why)  # from the executor's on_done: it cancels the pending shards
 
@@ -288,7 +291,10 @@ def sharded_zoo_job(family, config, executor_kind: str, address: str | None, wor
         try:
             report(0, fraction=0.0, stage=f"joining {where}" if address else "starting the Ray cluster")
             with make_executor("ray", address, workers) as ex:
+                ex.should_stop = lambda: not report(reached[0])  # asked while the shards run: a cancel lands at once
                 return train_zoo_sharded(family, config, n_shards, ex, by=by, device=device, progress=progress)
+        except Stopped:
+            raise Cancelled(why) from None
         finally:
             _RAY_TURN.release()
 

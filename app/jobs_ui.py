@@ -11,9 +11,6 @@ POLL_SECONDS = 1.0
 STAGES = {"embedder": "training the embedder", "probes": "probing the embeddings",
           "baselines": "probing the baselines", "projections": "projecting to 2D"}  # fmt: skip
 
-# a sharded zoo reports (and so hears a cancel) as each shard ends, not every step
-CANCELLING = {"model-step": "cancelling: when the next shard ends, the rest are stopped..."}
-
 
 def counted(j) -> str:
     """The job's count: "step 40 of 100", or in its own unit ("1,200 of 4,000 model-steps")."""
@@ -43,7 +40,7 @@ def job_panel(kind: str, title: str, verdict=None) -> None:
         if j.running:
             stage = STAGES.get(j.stage, j.stage)
             where = f" · {stage}" if stage else ""
-            text = (CANCELLING.get(j.unit, "cancelling...") if j.cancelling else
+            text = ("cancelling..." if j.cancelling else
                     f"{title}: {counted(j)}{where} · {j.seconds:.0f} s")  # fmt: skip
             c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
             c1.progress(j.fraction, text=text)

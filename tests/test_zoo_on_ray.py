@@ -165,6 +165,10 @@ def test_settings_the_job_would_refuse_are_explained_before_it_starts(private_ru
     assert "pip install -r requirements-ray.txt" in cluster_ui.ray_missing()
     at.radio(key="zoo_run_on").set_value("here").run()
     assert not at.error and any(b.label.startswith("Train zoo") for b in at.button)
+    at.radio(key="zoo_run_on").set_value("ray")
+    at.toggle(key="zoo_mixed").set_value(True).run()  # a mixed zoo trains here, whatever was chosen: said so
+    assert not at.error and not [r for r in at.radio if r.key == "zoo_run_on"]
+    assert any(c.value.startswith("A mixed zoo trains on this server") for c in at.caption)
 
 
 def test_a_zoo_trained_on_ray_from_the_page_joins_the_sessions_runs(ray_cluster, private_runs_folder):

@@ -27,6 +27,11 @@ JOB_THREADS = 1
 log = logging.getLogger(__name__)
 
 
+class Cancelled(Exception):
+    """Raised by a job's work that cannot keep a partial result (a sharded zoo with shards missing): the job
+    ends cancelled, with no result and this message (shown in place of "what was done is kept")."""
+
+
 @dataclass
 class Report:
     """One progress report: the step reached and the numbers worth plotting (loss, R^2, ...)."""
@@ -49,6 +54,7 @@ class Job:
     error: str | None = None
     state: str = "new"  # new -> running -> done | cancelled | failed
     stage: str = ""  # what the work is doing now, when it has several parts (e.g. "probes")
+    unit: str = "step"  # what `step` and `total` count (a sharded zoo counts model-steps: models x steps)
     started: float = 0.0
     finished: float = 0.0
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -72,6 +78,9 @@ class Job:
             with self._lock:
                 self.result = result
                 self.state = "cancelled" if self._cancel.is_set() else "done"
+        except Cancelled as e:
+            with self._lock:
+                self.error, self.state = str(e), "cancelled"  # no result: nothing joins the session's runs
         except Exception as e:  # noqa: BLE001 - the job must always end in a state the UI can show
             with self._lock:
                 self.error = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
@@ -238,3 +247,56 @@ def sweep_job(family, zoo, mask_ratios, bottlenecks, base_config, seeds=None) ->
                          should_stop=should_stop)  # fmt: skip
 
     return Job(name="sweep", total=total, work=work)
+
+
+# Ray keeps one connection per process: two Ray jobs of one server (two users) would share it, and the first to end
+# would shut a local cluster down under the other, or the second would join the first's cluster whatever its
+# address; so a server's Ray jobs take turns.
+_RAY_TURN = threading.Lock()
+
+
+def sharded_zoo_job(family, config, executor_kind: str, address: str | None, workers: int | None, n_shards: int,
+                    by: str, device: str = "cpu") -> Job:  # fmt: skip
+    """Train a zoo as `n_shards` independent shards split by function or seed (shards.train_zoo_sharded, as
+    `zoo --executor KIND --shards N --shard-by BY` does): here ("local"), or as Ray tasks ("ray") on a local
+    cluster of `workers` CPUs started for the job, or on the running cluster at `address`. The merged zoo is
+    the zoo train_zoo trains (bit for bit with the C kernel: every model is computed alone).
+
+    The job counts model-steps (models x steps), reported as each shard arrives, so the bar moves once per
+    shard. A cancel stops the shards still queued or running, within STOP_POLL_S on Ray (RayExecutor.should_stop)
+    and when the running shard ends here; a zoo with shards missing cannot be merged, so nothing is kept."""
+    from netembed.executor import Stopped, make_executor
+    from netembed.shards import train_zoo_sharded
+
+    on_ray = executor_kind == "ray"
+    where = f"the Ray cluster at {address}" if address else "a local Ray cluster" if on_ray else "this server"
+    why = f"cancelled on {where}: a zoo with shards missing cannot be merged, so nothing was kept"
+
+    def work(report):
+        reached = [0]  # model-steps reported so far
+
+        def progress(done: int, n: int, info: dict) -> None:
+            loaded = f" ({info['loaded']} loaded)" if info["loaded"] else ""
+            fraction = info["model_steps"] / max(1, info["model_steps_total"])
+            reached[0] = info["model_steps"]
+            if not report(info["model_steps"], fraction=fraction, stage=f"{done} of {n} shards done{loaded}"):
+                raise Cancelled(why)  # from the executor's on_done: it cancels the pending shards
+
+        if not on_ray:
+            with make_executor(executor_kind) as ex:
+                return train_zoo_sharded(family, config, n_shards, ex, by=by, device=device, progress=progress)
+        while not _RAY_TURN.acquire(timeout=0.25):  # another job of this server is on Ray
+            if not report(0, fraction=0.0, stage="waiting for this server's other Ray job to end"):
+                raise Cancelled(why)
+        try:
+            report(0, fraction=0.0, stage=f"joining {where}" if address else "starting the Ray cluster")
+            with make_executor("ray", address, workers) as ex:
+                ex.should_stop = lambda: not report(reached[0])  # asked while the shards run: a cancel lands at once
+                return train_zoo_sharded(family, config, n_shards, ex, by=by, device=device, progress=progress)
+        except Stopped:
+            raise Cancelled(why) from None
+        finally:
+            _RAY_TURN.release()
+
+    total = family.n_functions * config.models_per_function * config.steps
+    return Job(name="zoo", total=total, work=work, unit="model-step")

@@ -12,6 +12,11 @@ STAGES = {"embedder": "training the embedder", "probes": "probing the embeddings
           "baselines": "probing the baselines", "projections": "projecting to 2D"}  # fmt: skip
 
 
+def counted(j) -> str:
+    """The job's count: "step 40 of 100", or in its own unit ("1,200 of 4,000 model-steps")."""
+    return f"step {j.step} of {j.total}" if j.unit == "step" else f"{j.step:,} of {j.total:,} {j.unit}s"
+
+
 def _open_button(j, kind: str) -> None:
     """The job's run joined the history; the view moves only when the user asks."""
     entry_id = getattr(j, "entry_id", None)
@@ -36,7 +41,7 @@ def job_panel(kind: str, title: str, verdict=None) -> None:
             stage = STAGES.get(j.stage, j.stage)
             where = f" · {stage}" if stage else ""
             text = ("cancelling..." if j.cancelling else
-                    f"{title}: step {j.step} of {j.total}{where} · {j.seconds:.0f} s")  # fmt: skip
+                    f"{title}: {counted(j)}{where} · {j.seconds:.0f} s")  # fmt: skip
             c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
             c1.progress(j.fraction, text=text)
             if c2.button("Cancel", key=f"cancel_{kind}", icon=":material/stop:", disabled=j.cancelling):
@@ -46,6 +51,8 @@ def job_panel(kind: str, title: str, verdict=None) -> None:
                 st.plotly_chart(training_figure(steps, series, title=f"{title}: live"), key=f"live_{kind}")
         elif j.state == "failed":
             st.error(f"{title} failed: {j.error}")
+        elif j.state == "cancelled" and j.result is None:  # work that keeps nothing when cut short says why
+            st.warning(f"{title} {j.error} ({j.seconds:.1f} s).")
         elif j.state == "cancelled":
             st.warning(f"{title} cancelled at step {j.step} of {j.total} after {j.seconds:.1f} s; what was done "
                        "is kept as a new run.")  # fmt: skip
@@ -54,7 +61,7 @@ def job_panel(kind: str, title: str, verdict=None) -> None:
             if warning:
                 st.warning(f"{title} finished in {j.seconds:.1f} s, but: {warning}")
             else:
-                st.success(f"{title} finished: {j.step} steps in {j.seconds:.1f} s.")
+                st.success(f"{title} finished: {j.step:,} {j.unit}s in {j.seconds:.1f} s.")
         if not j.running:
             _open_button(j, kind)
         if not j.running and state.pending(kind):

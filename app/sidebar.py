@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import state
 from app.history import MAX_UNSAVED, SESSION, HistoryFull, slug
-from app.jobs_ui import STAGES
+from app.jobs_ui import STAGES, counted
 from netembed.archive import load_run_archive, run_archive, zip_files
 from netembed.limits import max_upload_bytes
 from netembed.store import RunError, run_files, run_path, save_run
@@ -134,7 +134,7 @@ def jobs_panel() -> None:
             st.rerun()  # a job ended: a full run collects its result
         for j in jobs:
             stage = f" · {STAGES.get(j.stage, j.stage)}" if j.stage else ""
-            st.progress(j.fraction, text=f"{j.name}: step {j.step}/{j.total}{stage}")
+            st.progress(j.fraction, text=f"{j.name}: {counted(j)}{stage}")
 
     poll()
 

@@ -151,6 +151,13 @@ def multi(label: str, key: str, options: list, default: list, fmt=str, pills: bo
     return list(_keep(key, lambda v: ",".join(str(o) for o in v)))
 
 
+def text(label: str, key: str, default: str = "", **kw) -> str:
+    """A one-line text input (checked by its caller: any text is kept)."""
+    _seed(key, default, str, lambda v: True)
+    st.text_input(label, key=key, **kw)
+    return str(_keep(key))
+
+
 def toggle(label: str, key: str, default: bool, **kw) -> bool:
     _seed(key, default, lambda t: {"1": True, "true": True, "0": False, "false": False}[t.lower()], lambda v: True)
     st.toggle(label, key=key, **kw)

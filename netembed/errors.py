@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .config import ConfigError
 from .divergence import DivergenceError
+from .executor import ExecutorError
 from .family import FamilyError
 from .limits import ResourceError
 from .run_schema import RunError
@@ -25,5 +26,7 @@ class ImportedNetworkError(ValueError):
     """A file that is not a usable 1 -> 1 MLP state_dict; the message names the file and the problem (imported.py)."""
 
 
-# DivergenceError and ResourceError are ConfigErrors (a setting to change); listed to say so.
-USER_ERRORS = (ConfigError, DivergenceError, ResourceError, FamilyError, RunError, NoExactSections, ImportedNetworkError)
+# DivergenceError and ResourceError are ConfigErrors (a setting to change); listed to say so. ExecutorError: Ray
+# missing, or a cluster address nothing answers on.
+USER_ERRORS = (ConfigError, DivergenceError, ResourceError, FamilyError, RunError, NoExactSections, ImportedNetworkError,
+               ExecutorError)  # fmt: skip

@@ -35,6 +35,7 @@ from typing import Any
 RAY_MISSING = "--executor ray needs Ray, which is not installed: pip install -r requirements-ray.txt"
 OBJECT_STORE_BYTES = 512 * 1024**2  # a local cluster's shared memory; a 10k-model shard is ~50 MB
 MAX_RETRIES = 3  # retries of a task whose worker died
+STOP_POLL_S = 0.25  # how often a RayExecutor with should_stop asks it while its tasks run
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding netembed/, for local workers
 
 OnDone = Callable[[int, Any], None]
@@ -42,6 +43,10 @@ OnDone = Callable[[int, Any], None]
 
 class ExecutorError(RuntimeError):
     """The executor cannot run: Ray missing, a cluster that cannot be reached, a bad setting."""
+
+
+class Stopped(Exception):
+    """A RayExecutor's `should_stop()` said yes while its tasks ran: the pending ones were cancelled."""
 
 
 def ray_cell(fn, *args):
@@ -102,6 +107,9 @@ class RayExecutor:
         self.address, self.workers, self.gpus_per_task = address, workers, gpus_per_task
         self.max_retries, self.object_store_bytes = max_retries, object_store_bytes
         self.started = False  # True when this executor started the cluster (and so stops it)
+        # set by a caller that must stop within a second, not when the next cell ends (the app's cancel):
+        # map asks it every STOP_POLL_S while it waits, and raises Stopped (cancelling the rest) on True
+        self.should_stop: Callable[[], bool] | None = None
 
     def __enter__(self) -> "RayExecutor":
         if self.address is not None:
@@ -140,7 +148,11 @@ class RayExecutor:
         pending = list(refs)
         try:
             while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
+                ready, pending = ray.wait(pending, num_returns=1, timeout=STOP_POLL_S if self.should_stop else None)
+                if not ready:  # only with should_stop: nothing ended within STOP_POLL_S
+                    if self.should_stop():
+                        raise Stopped(f"stopped with {len(pending)} of {len(refs)} cells not done")
+                    continue
                 i = index[ready[0]]
                 results[i] = copy.deepcopy(ray.get(ready[0]))  # writable arrays; a cell's own exception re-raises here
                 if on_done is not None:

@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from app import family_ui, state, widgets
+from app import cluster_ui, family_ui, state, widgets
 from app.history import HistoryFull, zoo_name
-from app.jobs import mixed_zoo_job, zoo_job
+from app.jobs import mixed_zoo_job, sharded_zoo_job, zoo_job
 from app.jobs_ui import job_panel
 from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, MixedZooConfig, ZooConfig
 from netembed.divergence import mostly_failed, quality_note, zoo_report
@@ -86,6 +86,7 @@ with st.container(border=True):
                                     "stored as one run.")  # fmt: skip
         architectures = architectures_ui(run.zoo if run is not None else None) if mixed else ""
         config = zoo_ui(base, mixed)
+        on_ray = cluster_ui.run_on_ui(fam_config.n_functions, config, mixed)  # None: train on this server
         if mixed:
             from netembed.mixed_zoo import part_configs  # the architectures' configs, checked one by one
 
@@ -110,7 +111,12 @@ with st.container(border=True):
                 new = Run(family=family, zoo=job.result, meta={"made_by": "app"})
                 return state.add_run(new, zoo_name(new), "zoo")
 
-            job = mixed_zoo_job(family, config, architectures) if mixed else zoo_job(family, config)
+            if mixed:
+                job = mixed_zoo_job(family, config, architectures)
+            elif on_ray is not None:
+                job = sharded_zoo_job(family, config, "ray", on_ray.address, on_ray.workers, on_ray.n_shards, on_ray.by)
+            else:
+                job = zoo_job(family, config)
             state.start("zoo", job, adopt, flops=flops)
             st.rerun()  # redraw with the live panel polling
     except (ConfigError, FamilyError, HistoryFull) as e:

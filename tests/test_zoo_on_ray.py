@@ -171,6 +171,16 @@ def test_settings_the_job_would_refuse_are_explained_before_it_starts(private_ru
     assert any(c.value.startswith("A mixed zoo trains on this server") for c in at.caption)
 
 
+def test_a_ray_job_is_sized_per_shard_as_the_command_line_sizes_it(private_runs_folder, monkeypatch):
+    """The resource check before a Ray job sizes the largest shard (limits.estimate_sharded_zoo, as `--shards` does
+    on the command line), not the whole zoo in one process: a limit too small for either says which it sized."""
+    at = choose_ray(fresh(), "127.0.0.1:1")
+    monkeypatch.setenv("NETEMBED_MAX_MEMORY_MB", "1")
+    next(b for b in at.button if b.label.startswith("Train zoo")).click().run()
+    assert len(at.error) == 1 and "in 2 shards of up to 2 models needs about" in at.error[0].value, at.error
+    assert "zoo" not in at.session_state["ne"]["jobs"]  # refused before any job started
+
+
 def test_a_zoo_trained_on_ray_from_the_page_joins_the_sessions_runs(ray_cluster, private_runs_folder):
     at = choose_ray(fresh())
     job = train(at)

@@ -10,7 +10,7 @@ from app.jobs_ui import job_panel
 from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, MixedZooConfig, ZooConfig
 from netembed.divergence import mostly_failed, quality_note, zoo_report
 from netembed.family import FamilyError
-from netembed.limits import check_zoo, estimate_zoo
+from netembed.limits import check, check_zoo, estimate_sharded_zoo, estimate_zoo
 from netembed.plots import ZOO_HEADERS, architecture_frame, zoo_curves_figure, zoo_frame
 from netembed.run_schema import Run
 
@@ -105,7 +105,11 @@ with st.container(border=True):
                                   "set at least 1 step")  # fmt: skip
             family = family_ui.cached_family(fam_config)
             # refuse a zoo too large for this machine (a mixed zoo's parts train one after another)
-            flops = sum(check_zoo(family.n_functions, p).flops for p in parts)
+            if on_ray is None:
+                flops = sum(check_zoo(family.n_functions, p).flops for p in parts)
+            else:  # sized per shard, as the CLI sizes `--shards`: each shard trains in its own worker
+                shards = estimate_sharded_zoo(family.n_functions, config, on_ray.n_shards, on_ray.by)
+                flops = check(shards).flops
 
             def adopt(job, family=family):
                 new = Run(family=family, zoo=job.result, meta={"made_by": "app"})

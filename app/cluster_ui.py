@@ -1,5 +1,6 @@
-"""Where the Zoo page trains a new zoo: on this server (one zoo, zoo_job), or as shards on a Ray cluster
-(sharded_zoo_job: a local cluster started for the job, or a running one at an address), as
+"""Where the Zoo page trains a new zoo: on this server (one zoo, zoo_job; on its CPU, or its GPU when torch sees
+one, as `--device cuda` does), or as shards on a Ray cluster (sharded_zoo_job: a local cluster started for the
+job, or a running one at an address), as
 `python -m netembed zoo --executor ray [--ray-address A] [--workers N] --shards S --shard-by BY` does."""
 
 from __future__ import annotations
@@ -42,6 +43,24 @@ def ray_missing() -> str:
     """RAY_MISSING in the page's words: how to get Ray on the server."""
     how = RAY_MISSING.split(": ", 1)[1]  # the install command
     return f"Training on a Ray cluster needs Ray, which is not installed on this server: {how}"
+
+
+DEVICES = {"cpu": "CPU", "cuda": "GPU"}  # the URL keeps torch's device name
+
+
+def device_ui() -> str:
+    """"cpu", or "cuda" when torch sees a GPU and the user picks it (the CLI's --device; the default stays the CPU,
+    as there: a GPU trains the same models to float rounding, not bit for bit). No control without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    name = torch.cuda.get_device_name(0)
+    return widgets.choice("Train on", "zoo_device", list(DEVICES), "cpu", horizontal=True,
+                          fmt=lambda d: DEVICES[d] if d == "cpu" else f"GPU ({name})",
+                          help="The GPU trains 1 -> W -> W -> 1 zoos with one Triton kernel per step (README: "
+                               "16.8 M model-steps/s on an H200 for relu), other shapes with the fused torch step. "
+                               "`--device cuda` on the command line.")  # fmt: skip
 
 
 def run_on_ui(n_functions: int, config: ZooConfig, mixed: bool) -> OnRay | None:

@@ -10,7 +10,7 @@ from app.jobs_ui import job_panel
 from netembed.config import ACTIVATIONS, ConfigError, FamilyConfig, MixedZooConfig, ZooConfig
 from netembed.divergence import mostly_failed, quality_note, zoo_report
 from netembed.family import FamilyError
-from netembed.limits import check, check_zoo, estimate_sharded_zoo, estimate_zoo
+from netembed.limits import check, estimate_sharded_zoo, estimate_zoo
 from netembed.plots import ZOO_HEADERS, architecture_frame, zoo_curves_figure, zoo_frame
 from netembed.run_schema import Run
 
@@ -87,6 +87,7 @@ with st.container(border=True):
         architectures = architectures_ui(run.zoo if run is not None else None) if mixed else ""
         config = zoo_ui(base, mixed)
         on_ray = cluster_ui.run_on_ui(fam_config.n_functions, config, mixed)  # None: train on this server
+        device = cluster_ui.device_ui() if on_ray is None else "cpu"  # a cluster's shards run on its CPUs
         if mixed:
             from netembed.mixed_zoo import part_configs  # the architectures' configs, checked one by one
 
@@ -106,7 +107,7 @@ with st.container(border=True):
             family = family_ui.cached_family(fam_config)
             # refuse a zoo too large for this machine (a mixed zoo's parts train one after another)
             if on_ray is None:
-                flops = sum(check_zoo(family.n_functions, p).flops for p in parts)
+                flops = sum(check(estimate_zoo(family.n_functions, p, device)).flops for p in parts)
             else:  # sized per shard, as the CLI sizes `--shards`: each shard trains in its own worker
                 shards = estimate_sharded_zoo(family.n_functions, config, on_ray.n_shards, on_ray.by)
                 flops = check(shards).flops
@@ -116,11 +117,11 @@ with st.container(border=True):
                 return state.add_run(new, zoo_name(new), "zoo")
 
             if mixed:
-                job = mixed_zoo_job(family, config, architectures)
+                job = mixed_zoo_job(family, config, architectures, device=device)
             elif on_ray is not None:
                 job = sharded_zoo_job(family, config, "ray", on_ray.address, on_ray.workers, on_ray.n_shards, on_ray.by)
             else:
-                job = zoo_job(family, config)
+                job = zoo_job(family, config, device=device)
             state.start("zoo", job, adopt, flops=flops)
             st.rerun()  # redraw with the live panel polling
     except (ConfigError, FamilyError, HistoryFull) as e:

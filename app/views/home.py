@@ -38,11 +38,11 @@ def demo_summary() -> None:
     row = st.container(horizontal=True, gap="large")
     row.metric("Networks", demo.n_models, width="content")
     if cloze.get("linear_accuracy") is not None:
-        row.metric("Linear probe (held-out)", f"{cloze['linear_accuracy']:.0%}",
+        row.metric("Linear probe, held-out networks", f"{cloze['linear_accuracy']:.0%}",
                    f"chance {cloze['chance']:.0%}" if cloze.get("chance") else None, delta_color="off",
                    delta_arrow="off", width="content")  # fmt: skip
     if cloze.get("coefficient_r2") is not None:
-        row.metric("Parameter R² (held-out)", f"{cloze['coefficient_r2']:.2f}", width="content")
+        row.metric("Parameter R², held-out networks", f"{cloze['coefficient_r2']:.2f}", width="content")
     if st.button("See the demo's embeddings", type="primary", icon=":material/scatter_plot:", key="landing_go"):
         state.open_next(state.DEMO)  # the user's click: show the demo there
         st.switch_page("views/embeddings.py")

@@ -16,8 +16,7 @@ from netembed.errors import USER_ERRORS  # noqa: E402
 st.set_page_config(page_title="netembed", page_icon=str(ROOT / "assets" / "favicon.png"), layout="wide")
 
 pages = [
-    st.Page("views/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
-    st.Page("views/family.py", title="Family", icon=":material/function:", url_path="family"),
+    st.Page("views/family.py", title="Family", icon=":material/function:", url_path="family", default=True),
     st.Page("views/zoo.py", title="Zoo", icon=":material/model_training:", url_path="zoo"),
     st.Page("views/gradients.py", title="Gradients", icon=":material/show_chart:", url_path="gradients"),
     st.Page("views/embedder.py", title="Embedder", icon=":material/psychology:", url_path="embedder"),

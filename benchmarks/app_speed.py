@@ -5,9 +5,7 @@
 
 Starts `streamlit run app/main.py` on a free loopback port (with the UMAP warm-up on, as a
 user gets it), drives Debian's chromium with Playwright, and measures:
-- cold start: from launching the server process to the first page drawn (FIRST_PAGE: Home, which has no chart,
-  since 28 November 2026; the Family page's plotly chart before), then a click on Family to its chart (what the
-  deferred plotly chunk costs the first chart);
+- cold start: from launching the server process to the first plotly chart on the first page;
 - the first page in a new browser tab once the server is up (what a colleague opening a link sees);
 - the Embeddings page switched to UMAP once the warm-up has finished;
 - the server's resident memory (VmHWM, the peak) with the demo run loaded and every page visited.
@@ -46,10 +44,6 @@ from benchmarks.browser import free_port, launch_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT = ".js-plotly-plot"
-# The first page is drawn: its last element is there. Since 28 November 2026 the first page is Home (no chart; its
-# last element the study's last page link); before, it was Family, whose plotly chart was its last element. Either
-# matches, so --compare measures an older revision to the same point.
-FIRST_PAGE = f'{PLOT}, [data-testid="stPageLink"]:has-text("Compare runs")'
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -66,20 +60,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
-    """A new tab on the running server: seconds to its first page drawn."""
     t = time.perf_counter()
     page.goto(url)
-    page.wait_for_selector(FIRST_PAGE, state="visible", timeout=timeout_ms)
-    return time.perf_counter() - t
-
-
-def family_chart_seconds(page, timeout_ms: int = 120_000) -> float | None:
-    """From a first page without a chart, a click on Family in the sidebar: seconds to its plotly chart (what the
-    first chart costs once deferred: plotly's chunk). None where the first page drew a chart already."""
-    if page.locator(PLOT).count():
-        return None
-    t = time.perf_counter()
-    page.get_by_test_id("stSidebarNav").get_by_text("Family", exact=True).click()
     page.wait_for_selector(PLOT, state="visible", timeout=timeout_ms)
     return time.perf_counter() - t
 
@@ -112,10 +94,9 @@ def cold_start(browser, code: Path, context=None, port: int | None = None) -> tu
                 if time.time() > deadline:
                     raise
                 time.sleep(0.1)
-        page.wait_for_selector(FIRST_PAGE, state="visible", timeout=120_000)
-        out["cold_start_to_first_chart_s"] = time.perf_counter() - started  # the first page (the name is older)
+        page.wait_for_selector(PLOT, state="visible", timeout=120_000)
+        out["cold_start_to_first_chart_s"] = time.perf_counter() - started
         out["server_cpu_to_first_chart_s"] = cpu_seconds(server.pid)
-        out["family_chart_after_first_page_s"] = family_chart_seconds(page)
         out["new_tab_first_chart_s"] = first_chart_seconds((context or browser).new_page(), url)
     except BaseException:
         stop(server)
@@ -184,22 +165,15 @@ def compare(rev: str, rounds: int) -> dict:
                     stop(server)
                     r["load_average_1min"] = os.getloadavg()[0]
                     runs[name].append(r)
-                    family = r.get("family_chart_after_first_page_s")
                     print(f"round {i + 1}/{rounds} {name:6s} ({rev if name == 'before' else 'this tree'}): cold start "
                           f"{r['cold_start_to_first_chart_s']:.2f} s (server CPU {r['server_cpu_to_first_chart_s']:.2f} s), new tab {r['new_tab_first_chart_s']:.2f} s, "
-                          + (f"then Family's chart {family:.2f} s, " if family is not None else "")
-                          + f"load {r['load_average_1min']:.1f}", flush=True)  # fmt: skip
+                          f"load {r['load_average_1min']:.1f}", flush=True)  # fmt: skip
         finally:
             browser.close()
     out = {"rev": rev, "runs": runs}
     for key in ("cold_start_to_first_chart_s", "server_cpu_to_first_chart_s", "new_tab_first_chart_s"):
         med = {name: statistics.median(r[key] for r in rs) for name, rs in runs.items()}
         out[key] = {**{f"median_{n}": round(v, 2) for n, v in med.items()}, "ratio": round(med["before"] / med["after"], 2)}
-    out["family_chart_after_first_page_s"] = {  # only where the first page has no chart
-        f"median_{name}": round(statistics.median(t), 2)
-        for name, rs in runs.items()
-        if (t := [r["family_chart_after_first_page_s"] for r in rs if r.get("family_chart_after_first_page_s") is not None])
-    }
     return out
 
 

@@ -13,9 +13,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from benchmarks.browser import ROOT, dashboard, launch_chromium
 
-HOME = "netembed"  # the default page's title (url path ""): Home draws no chart
-PAGES = {  # url path -> title on the page; each draws a chart on the demo run
-    "family": "Family of target functions",
+PAGES = {  # url path -> title on the page ("" is the default page, Family)
+    "": "Family of target functions",
     "zoo": "Zoo of trained networks",
     "gradients": "Gradients and line-sections",
     "embedder": "Cloze embedder",
@@ -58,14 +57,12 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
-def settle(page, title: str, timeout=90_000, chart: bool = True):
-    """Wait for the page's title and (unless chart=False) its first chart, then for streamlit to finish running."""
+def settle(page, title: str, timeout=90_000):
+    """Wait for the page's title and its first chart, then for streamlit to finish running."""
     expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=timeout)
-    if chart:
-        page.wait_for_selector(PLOT, timeout=timeout)
+    page.wait_for_selector(PLOT, timeout=timeout)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=timeout)
-    if chart:
-        page.wait_for_function(PLOTS_DRAWN, timeout=timeout)  # plotly draws after its element appears
+    page.wait_for_function(PLOTS_DRAWN, timeout=timeout)  # plotly draws after its element appears
     assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
 
 
@@ -75,7 +72,7 @@ def test_every_page_shows_the_demo(server, browser, shots):
         page.goto(f"{server}/{path}")
         settle(page, title)
         assert page.locator(PLOT).count() >= 1
-        page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{path or 'family'}.png"), full_page=True)
     # a click on a point of the Embeddings scatter chooses that model
     page.goto(f"{server}/embeddings")
     settle(page, PAGES["embeddings"])
@@ -102,7 +99,7 @@ def test_train_a_tiny_zoo_then_browse_it(server, browser, shots):
     # training goes on while the user looks at another page: the sidebar shows its progress
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_test_id("stSidebarNav").get_by_text("Family").click()
-    settle(page, PAGES["family"])
+    settle(page, PAGES[""])
     expect(sidebar.get_by_text("zoo: step")).to_be_visible(timeout=30_000)
     sidebar.get_by_test_id("stSidebarNav").get_by_text("Zoo").click()
     page.get_by_role("button", name="Cancel").click()  # cancel keeps the models trained so far
@@ -170,14 +167,14 @@ def test_every_page_fits_1024_pixels_wide(server, runs_folder, browser, shots):
     save_run(Run(family=family, zoo=train_mixed_zoo(family, ZooConfig(models_per_function=2, steps=20), archs)),
              runs_folder / "mixed-w1024")  # fmt: skip
     page = browser.new_page(viewport={"width": 1024, "height": 1200})
-    views = [("home", "", HOME)] + [(path, path, title) for path, title in PAGES.items()]
+    views = [(path, path, title) for path, title in PAGES.items()]
     views += [("zoo-mixed-settings", "zoo?zoo_mixed=1&zoo_widths=8,16,32&zoo_depths=1,2,3&zoo_acts=relu,leaky_relu,"
                "tanh,sine", PAGES["zoo"]), ("zoo-mixed-run", "zoo?run=saved:mixed-w1024", PAGES["zoo"])]  # fmt: skip
     for name, path, title in views:
         page.goto(f"{server}/{path}")
-        settle(page, title, chart=title != HOME)
-        page.screenshot(path=str(shots / f"w1024-{name}.png"), full_page=True)
-        assert page.evaluate(OVERFLOWING) == [], name
+        settle(page, title)
+        page.screenshot(path=str(shots / f"w1024-{name or 'family'}.png"), full_page=True)
+        assert page.evaluate(OVERFLOWING) == [], name or "family"
         if name == "embeddings":  # the upload of networks trained elsewhere, opened
             page.get_by_text("Networks trained elsewhere").click()
             expect(page.get_by_test_id("stMain").get_by_test_id("stFileUploaderDropzone")).to_be_visible()
@@ -219,7 +216,7 @@ def test_a_whole_study_loses_nothing_and_its_links_reopen_the_same_view(server, 
     tiny = "fam_k=2&zoo_m=3&zoo_width=8&zoo_steps=200&emb_steps=30&sw_ratios=0.5&sw_bottlenecks=2&sw_steps=20"
     page = browser.new_page(viewport={"width": 1024, "height": 1400})  # the narrow layout the issue asks for
     page.goto(f"{server}/?{tiny}")
-    settle(page, HOME, chart=False)
+    settle(page, PAGES[""])
     expect(page.get_by_text("The study, in order:")).to_be_visible()
     page.screenshot(path=str(shots / "landing.png"))
     sidebar, nav = page.get_by_test_id("stSidebar"), page.get_by_test_id("stSidebarNav")

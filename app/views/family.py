@@ -7,7 +7,35 @@ from app import family_ui, state, widgets
 from netembed.config import ConfigError, FamilyConfig
 from netembed.family import FamilyError
 from netembed.plots import family_figure
+from netembed.store import RunError
 
+
+def landing_card() -> None:
+    """What the demo holds, the order of the study, and one click to its result."""
+    with st.container(border=True):
+        st.markdown("#### netembed: embeddings of networks, learned from their input-gradients")
+        try:
+            demo = state.load_from_disk(state.DEMO_DIR) if state.DEMO_DIR.is_dir() else None
+        except RunError:
+            demo = None
+        if demo is not None:
+            cloze = ((demo.report or {}).get("probes") or {}).get("cloze", {})
+            accuracy = f", whose linear probe names the function of {cloze['linear_accuracy']:.0%} of the held-out " \
+                "models" if cloze.get("linear_accuracy") is not None else ""  # fmt: skip
+            st.markdown(f"The bundled **demo run** already holds a zoo of {demo.n_models} small networks "
+                        f"({demo.family.n_functions} functions × {demo.zoo_config.models_per_function} seeds), an "
+                        f"embedder trained on them{accuracy}, and a sweep. Every page shows it until you pick "
+                        "another run in the sidebar.")  # fmt: skip
+        st.markdown("**The study, in order:** 1 Family (the target functions) → 2 Zoo (train networks on them) → "
+                    "3 Gradients (what the embedder sees) → 4 Embedder (train it) → 5 Embeddings (where the "
+                    "networks land, probes) → 6 Sweep (mask ratio × bottleneck); then Compare runs.")  # fmt: skip
+        if st.button("See the demo's embeddings", type="primary", icon=":material/scatter_plot:", key="landing_go"):
+            state.open_next(state.DEMO)  # the user's click: show the demo there
+            st.switch_page("views/embeddings.py")
+        st.caption("Or start at step 1 below: choose a family, then train a zoo on it.")
+
+
+landing_card()
 st.title("Family of target functions")
 st.caption("Polynomials: K random polynomials on [-1, 1], each rescaled to the range [-1, 1]; every pair must differ "
            "in its derivative by the variety threshold (input-gradients cannot see a constant offset). Sines: "

@@ -66,6 +66,19 @@ def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
     return time.perf_counter() - t
 
 
+def open_when_listening(page, url: str, timeout_s: float = 60) -> None:
+    """Load `url` in `page`, asking again every 0.1 s until the server answers, as a user pressing reload would."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            page.goto(url, timeout=2000)
+            return
+        except Exception:  # noqa: BLE001 - connection refused until the server listens
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
             "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
@@ -85,15 +98,7 @@ def cold_start(browser, code: Path, context=None, port: int | None = None) -> tu
                               stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         page = (context or browser).new_page(**({} if context else {"viewport": {"width": 1400, "height": 1000}}))
-        deadline = time.time() + 60
-        while True:  # the browser asks until the server answers, as a user pressing reload would
-            try:
-                page.goto(url, timeout=2000)
-                break
-            except Exception:  # noqa: BLE001 - connection refused until the server listens
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
+        open_when_listening(page, url)
         page.wait_for_selector(PLOT, state="visible", timeout=120_000)
         out["cold_start_to_first_chart_s"] = time.perf_counter() - started
         out["server_cpu_to_first_chart_s"] = cpu_seconds(server.pid)

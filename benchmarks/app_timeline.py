@@ -34,7 +34,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from benchmarks.app_speed import cpu_seconds, server_command
+from benchmarks.app_speed import cpu_seconds, open_when_listening, server_command
 from benchmarks.browser import free_port, launch_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,15 +113,7 @@ def timeline(browser, code: Path, drawn_selector: str) -> dict:
     server = subprocess.Popen(server_command(port), cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     threading.Thread(target=wait_listening, args=(port, started, marks, stop), daemon=True).start()
     try:
-        deadline = time.time() + 60
-        while True:  # as app_speed.cold_start: the browser asks until the server answers
-            try:
-                page.goto(url, timeout=2000)
-                break
-            except Exception:  # noqa: BLE001 - connection refused until the server listens
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
+        open_when_listening(page, url)
         page.wait_for_selector(drawn_selector, state="visible", timeout=120_000)
         marks["drawn"] = time.time() - started
         server_cpu = cpu_seconds(server.pid)

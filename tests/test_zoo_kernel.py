@@ -33,6 +33,16 @@ def random_batches(n_models, batch, steps, seed=0):
     return xs, ys
 
 
+def assert_kernel_matches_autograd(config: ZooConfig, seeds, xs, ys) -> None:
+    """The C kernel and the autograd step, trained from the same inits on the same batches, agree."""
+    kernel_layers, kernel_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
+    ref_layers, ref_losses = train_steps(AutogradStep, config, seeds, xs, ys)
+    torch.testing.assert_close(kernel_losses, ref_losses, rtol=1e-4, atol=1e-6)
+    for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
+        torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
+
+
 @needs_kernel
 @pytest.mark.parametrize(
     "activation, width, depth, batch",
@@ -43,13 +53,7 @@ def test_kernel_matches_the_autograd_step(activation, width, depth, batch):
     # Adam's normalisation turns into a weight change of order lr; that is rounding, not a bug.
     config = ZooConfig(width=width, depth=depth, activation=activation, steps=3, batch_size=batch, lr=3e-3)
     seeds = np.arange(5) + 100
-    xs, ys = random_batches(5, batch, config.steps)
-    kernel_layers, kernel_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
-    ref_layers, ref_losses = train_steps(AutogradStep, config, seeds, xs, ys)
-    torch.testing.assert_close(kernel_losses, ref_losses, rtol=1e-4, atol=1e-6)
-    for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
-        torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
-        torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
+    assert_kernel_matches_autograd(config, seeds, *random_batches(5, batch, config.steps))
 
 
 # The default build uses the widest vectors of this CPU (16 lanes with AVX-512); CI machines may have only AVX2
@@ -70,13 +74,7 @@ def test_kernel_built_for_narrower_vectors_matches_the_autograd_step(cflags, mon
         assert zoo_kernel.load_library(width, activation).zoo_vector_lanes() <= NARROW_BUILDS[cflags]
         config = ZooConfig(width=width, depth=depth, activation=activation, steps=3, batch_size=batch, lr=3e-3)
         seeds = np.arange(5) + 7
-        xs, ys = random_batches(5, batch, config.steps, seed=width)
-        kernel_layers, kernel_losses = train_steps(zoo_kernel.KernelStep, config, seeds, xs, ys)
-        ref_layers, ref_losses = train_steps(AutogradStep, config, seeds, xs, ys)
-        torch.testing.assert_close(kernel_losses, ref_losses, rtol=1e-4, atol=1e-6)
-        for (kw, kb), (rw, rb) in zip(kernel_layers, ref_layers):
-            torch.testing.assert_close(kw, rw, rtol=1e-4, atol=2e-5)
-            torch.testing.assert_close(kb, rb, rtol=1e-4, atol=2e-5)
+        assert_kernel_matches_autograd(config, seeds, *random_batches(5, batch, config.steps, seed=width))
 
 
 @needs_kernel

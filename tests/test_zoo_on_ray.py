@@ -9,9 +9,9 @@ RayExecutor joins it (ray.is_initialized()) instead of starting its own.
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from test_executor import assert_same_zoo
 
 from app import cluster_ui
 from app.jobs import sharded_zoo_job
@@ -34,14 +34,6 @@ def ray_cluster():
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # fmt: skip
     yield
     ray.shutdown()
-
-
-def assert_same_zoo(a, b):
-    """Bit for bit: weights, every per-model array, logged steps."""
-    for (wa, ba), (wb, bb) in zip(a.layers, b.layers, strict=True):
-        assert torch.equal(wa, wb) and torch.equal(ba, bb)
-    for name in ("task_ids", "replicates", "seeds", "loss_curves", "fit_mse", "failed", "log_steps"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
 def recorder(reports: list, stop_at: str | None = None):

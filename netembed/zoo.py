@@ -313,9 +313,10 @@ def make_step(layers, config: ZooConfig, device, engine: str = "auto"):
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine in ("fused", "autograd"):
         return (FusedStep(layers, config, lr_at) if engine == "fused" else AutogradStep(layers, config)), engine
-    if engine == "triton" or (engine == "auto" and torch.device(device).type == "cuda"):
-        if engine == "triton" or zoo_triton.auto_prefers(config, layers[0][0].shape[1]):
-            return zoo_triton.TritonStep(layers, config, lr_at), "triton"
+    auto_on_gpu = engine == "auto" and torch.device(device).type == "cuda"
+    if engine == "triton" or (auto_on_gpu and zoo_triton.auto_prefers(config, layers[0][0].shape[1])):
+        return zoo_triton.TritonStep(layers, config, lr_at), "triton"
+    if auto_on_gpu:  # a shape the Triton kernel is not written for
         return FusedStep(layers, config, lr_at), "fused"
     # The C kernel's first layer is a broadcast of one scalar input (and its backward a row sum);
     # d inputs need a (batch, d) x (d, width) matmul and its transpose inside the C pass: not done yet.
